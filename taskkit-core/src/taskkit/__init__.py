@@ -1,0 +1,117 @@
+"""taskkit: a distributed task runner that loses no task.
+
+The public surface is re-exported here; everything in modules starting with ``_`` is private.
+"""
+
+from __future__ import annotations
+
+from ._task import (
+    DEFAULT_TTL,
+    CancelResult,
+    Claim,
+    ClaimBatch,
+    ControlEvent,
+    LeaseStatus,
+    Outcome,
+    QueueStats,
+    Task,
+    TaskState,
+)
+from .backend import Backend
+from .clock import Clock, FakeClock, SystemClock
+from .context import TaskContext, current_task
+from .errors import (
+    BackendUnavailable,
+    Cancelled,
+    ConfigurationError,
+    DeadLettered,
+    DiscardTask,
+    Failed,
+    InvalidTask,
+    LeaseLost,
+    NotFound,
+    PayloadTooLarge,
+    ResultGetPrevented,
+    ResultGetTimedOut,
+    ScheduleError,
+    TaskCancelled,
+    TaskkitError,
+    TaskTimeout,
+)
+from .handler import TaskHandler
+from .kit import Kit, KitConfig, Result, make_kit
+from .memory import MemoryBackend
+from .plugins import hookimpl
+from .retry import ExponentialBackoff, NoRetry, RetryPolicy
+from .schedule import (
+    CronSchedule,
+    DuplicationPolicy,
+    OnlyEarliest,
+    OnlyLatest,
+    RegularSchedule,
+    Schedule,
+    ScheduleEntriesCompat,
+    ScheduleEntriesCompatMapping,
+    ScheduleEntry,
+    ScheduleEntryCompat,
+    ScheduleEntryDict,
+)
+
+__version__ = "1.0.0a1"
+
+__all__ = [
+    "DEFAULT_TTL",
+    "Backend",
+    "BackendUnavailable",
+    "CancelResult",
+    "Cancelled",
+    "Claim",
+    "ClaimBatch",
+    "Clock",
+    "ConfigurationError",
+    "ControlEvent",
+    "CronSchedule",
+    "DeadLettered",
+    "DiscardTask",
+    "DuplicationPolicy",
+    "ExponentialBackoff",
+    "Failed",
+    "FakeClock",
+    "InvalidTask",
+    "Kit",
+    "KitConfig",
+    "LeaseLost",
+    "LeaseStatus",
+    "MemoryBackend",
+    "NoRetry",
+    "NotFound",
+    "OnlyEarliest",
+    "OnlyLatest",
+    "Outcome",
+    "PayloadTooLarge",
+    "QueueStats",
+    "RegularSchedule",
+    "Result",
+    "ResultGetPrevented",
+    "ResultGetTimedOut",
+    "RetryPolicy",
+    "Schedule",
+    "ScheduleEntriesCompat",
+    "ScheduleEntriesCompatMapping",
+    "ScheduleEntry",
+    "ScheduleEntryCompat",
+    "ScheduleEntryDict",
+    "ScheduleError",
+    "SystemClock",
+    "Task",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskHandler",
+    "TaskState",
+    "TaskTimeout",
+    "TaskkitError",
+    "current_task",
+    "hookimpl",
+    "make_kit",
+    "__version__",
+]

@@ -1,0 +1,72 @@
+"""Checks applied at enqueue, before anything is written."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Final
+
+from .errors import InvalidTask, PayloadTooLarge
+
+#: Longest group or task name accepted (Procrastinate's ``varchar(128)``).
+MAX_NAME_LENGTH: Final = 128
+#: Default caps, in bytes; the kit's options override them.
+DEFAULT_MAX_DATA_SIZE: Final = 1024 * 1024
+DEFAULT_MAX_RESULT_SIZE: Final = 1024 * 1024
+DEFAULT_MAX_ERROR_SIZE: Final = 64 * 1024
+
+# Printable ASCII without whitespace and without the characters that build Redis key paths,
+# hash tags or glob patterns.
+_NAME_RE: Final = re.compile(r"[!-~]+")
+_FORBIDDEN: Final = frozenset(":{}*?[]\\")
+
+
+def validate_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is a valid group or task name, else raise :class:`InvalidTask`."""
+    if not isinstance(value, str):
+        raise InvalidTask(f"{kind} must be a str, not {type(value).__name__}")
+    if not value:
+        raise InvalidTask(f"{kind} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidTask(f"{kind} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if not _NAME_RE.fullmatch(value) or _FORBIDDEN.intersection(value):
+        raise InvalidTask(
+            f"{kind} {value!r} must be printable ASCII without whitespace or any of "
+            f"{''.join(sorted(_FORBIDDEN))}"
+        )
+    return value
+
+
+def validate_payload(what: str, value: object, limit: int) -> bytes:
+    """Return ``value`` if it is bytes within ``limit``, else raise a typed error."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise InvalidTask(f"{what} must be bytes, not {type(value).__name__}")
+    value = bytes(value)
+    if len(value) > limit:
+        raise PayloadTooLarge(what, len(value), limit)
+    return value
+
+
+def truncate_text(text: str, limit: int = DEFAULT_MAX_ERROR_SIZE) -> str:
+    """Cut error text to ``limit`` bytes of UTF-8, keeping the end (where the error is)."""
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return text
+    marker = "[…truncated…]\n"
+    tail = encoded[-(limit - len(marker.encode())) :].decode("utf-8", "ignore")
+    return marker + tail
+
+
+def to_epoch(value: datetime | float | int | None, default: float) -> float:
+    """Seconds since the epoch from a datetime (naive means local time) or a number."""
+    if value is None:
+        return default
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidTask(f"due must be a datetime or epoch seconds, not {type(value).__name__}")
+
+
+def utc_from_epoch(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)

@@ -1,0 +1,58 @@
+"""The running task's context, for cooperative cancellation and time limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ._task import Task
+from .errors import TaskCancelled, TaskTimeout
+
+__all__ = ["TaskContext", "current_task"]
+
+_local = threading.local()
+
+
+@dataclass
+class TaskContext:
+    """What a handler can ask about the task it is running.
+
+    :ivar task: the task.
+    :ivar deadline: ``time.monotonic()`` value after which the task times out, or None.
+    """
+
+    task: Task
+    deadline: float | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    timed_out: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel of this task was requested."""
+        return self.cancel_requested.is_set()
+
+    def remaining(self) -> float | None:
+        """Seconds left before the time limit, or None without a limit."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def check(self) -> None:
+        """Raise :class:`TaskCancelled` or :class:`TaskTimeout` if the task should stop.
+
+        Long-running handlers call it between steps: the cooperative half of cancellation and
+        time limits (the enforced half interrupts Python code, but not a call blocked in C).
+        """
+        if self.cancel_requested.is_set():
+            raise TaskCancelled(self.task.id)
+        if self.timed_out.is_set() or (self.deadline is not None and time.monotonic() > self.deadline):
+            self.timed_out.set()
+            raise TaskTimeout(self.task.id)
+
+
+def current_task() -> TaskContext | None:
+    """The context of the task this thread is running, or None outside a handler."""
+    return getattr(_local, "context", None)
+
+
+def _set_current(context: TaskContext | None) -> None:
+    _local.context = context
