@@ -1,0 +1,268 @@
+"""Starting and supervising worker processes.
+
+The supervisor restarts a worker process that dies and, before that, expires the dead
+process's leases (``backend.release_worker``) so its tasks run again at once instead of after
+their lease runs out. Shutdown is bounded: the first SIGTERM/SIGINT asks the workers to stop
+gracefully; a second one, or the grace period running out, kills them.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ._worker import EXIT_OK, Worker, WorkerSpec, worker_main
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from .kit import Kit
+
+log = logging.getLogger("taskkit.supervisor")
+
+_RESTART_BACKOFF_MAX = 30.0
+_QUICK_DEATH = 2.0  # a process that dies sooner than this after starting is crash-looping
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _context(start_method: str | None) -> Any:
+    if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
+        raise ConfigurationError(
+            f"start method {start_method!r} is not available here "
+            f"(available: {', '.join(multiprocessing.get_all_start_methods())})"
+        )
+    return multiprocessing.get_context(start_method)
+
+
+def _spawn(kit: Kit, spec: WorkerSpec, ctx: Any, daemon: bool) -> BaseProcess:
+    worker_id = new_worker_id()
+    process = ctx.Process(
+        target=worker_main, args=(kit, spec, worker_id), name=f"taskkit-worker-{worker_id}"
+    )
+    process.daemon = daemon
+    process.worker_id = worker_id  # read by the supervisor to release its leases
+    process.start()
+    return process  # type: ignore[no-any-return]
+
+
+class ThreadWorkerHandle:
+    """A worker run as threads of this process, shaped like a ``multiprocessing.Process``.
+
+    Used for single-process backends (the in-memory one), where child processes would not
+    share the store.
+    """
+
+    def __init__(self, kit: Kit, spec: WorkerSpec, daemon: bool) -> None:
+        self.worker_id = new_worker_id()
+        self.name = f"taskkit-worker-{self.worker_id}"
+        self.pid = os.getpid()
+        self.exitcode: int | None = None
+        self._worker = Worker(kit, spec, self.worker_id, in_child=False)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=daemon)
+        self.daemon = daemon
+
+    def _run(self) -> None:
+        try:
+            self.exitcode = self._worker.run()
+        except Exception:
+            log.exception("worker %s crashed", self.worker_id)
+            self.exitcode = 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def terminate(self) -> None:
+        """Ask the worker to stop gracefully (like SIGTERM)."""
+        self._worker.request_stop()
+
+    def kill(self) -> None:
+        """Ask the worker to stop now, handing its tasks back."""
+        self._worker.request_stop(now=True)
+
+
+def start_workers(
+    kit: Kit, spec: WorkerSpec, *, daemon: bool, start_method: str | None
+) -> list[Any]:
+    """Start ``spec.num_processes`` workers and return their process (or thread) handles."""
+    if not kit.backend.supports_processes:
+        handles = [ThreadWorkerHandle(kit, spec, daemon) for _ in range(spec.num_processes)]
+        for handle in handles:
+            handle.start()
+        return handles
+    ctx = _context(start_method)
+    return [_spawn(kit, spec, ctx, daemon) for _ in range(spec.num_processes)]
+
+
+@dataclass
+class _Slot:
+    process: Any
+    started: float
+    failures: int = 0
+    restart_at: float | None = None
+    done: bool = False
+
+
+class Supervisor:
+    """Runs and restarts worker processes; ``run()`` returns after a bounded shutdown."""
+
+    def __init__(
+        self,
+        kit: Kit,
+        spec: WorkerSpec,
+        *,
+        start_method: str | None = None,
+        polling_interval: float | None = None,
+        should_restart: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self.kit = kit
+        self.spec = spec
+        self.start_method = start_method
+        self.interval = polling_interval or 1.0
+        self.should_restart = should_restart
+        self._signals = 0
+        self._wake_r, self._wake_w = os.pipe()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        for warning in self.kit.backend.check():
+            log.warning("%s", warning)
+        if not self.kit.backend.supports_processes:
+            self._run_in_this_process()
+            return
+        ctx = _context(self.start_method)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self._supervise(ctx)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _run_in_this_process(self) -> None:
+        if self.spec.num_processes > 1:
+            log.info(
+                "backend %r lives in one process: running one worker in this process",
+                self.kit.backend.name,
+            )
+        worker = Worker(self.kit, self.spec, new_worker_id(), in_child=False)
+        if threading.current_thread() is threading.main_thread():
+            worker.install_signal_handlers()
+        worker.run()
+
+    def _supervise(self, ctx: Any) -> None:
+        slots = [
+            _Slot(_spawn(self.kit, self.spec, ctx, daemon=True), time.monotonic())
+            for _ in range(self.spec.num_processes)
+        ]
+        log.info("supervisor: started %d worker process(es)", len(slots))
+        terminating_since: float | None = None
+        deadline = float("inf")
+        while True:
+            waitables: list[Any] = [s.process.sentinel for s in slots if not s.done and s.restart_at is None]
+            waitables.append(self._wake_r)
+            timeouts = [self.interval] + [
+                max(0.0, s.restart_at - time.monotonic()) for s in slots if s.restart_at is not None
+            ]
+            ready = multiprocessing.connection.wait(waitables, timeout=min(timeouts))
+            if self._wake_r in ready:
+                os.read(self._wake_r, 64)
+            now = time.monotonic()
+
+            if self._signals >= 1 and terminating_since is None:
+                log.info("supervisor: shutting down (grace period %.0fs)", self.kit.config.grace_period)
+                terminating_since = now
+                deadline = now + self.kit.config.grace_period + 5.0
+                for slot in slots:
+                    slot.restart_at = None
+                    if slot.process.is_alive():
+                        slot.process.terminate()
+            if terminating_since is not None and (self._signals >= 2 or now > deadline):
+                self._kill_all(slots)
+                return
+
+            for slot in slots:
+                if slot.done or slot.restart_at is not None or slot.process.is_alive():
+                    continue
+                slot.process.join(0)
+                if terminating_since is not None:
+                    slot.done = True
+                    continue
+                self._handle_death(slot)
+
+            for slot in slots:
+                if slot.restart_at is not None and now >= slot.restart_at and terminating_since is None:
+                    slot.restart_at = None
+                    slot.process = _spawn(self.kit, self.spec, ctx, daemon=True)
+                    slot.started = time.monotonic()
+                    log.info("supervisor: started worker %s", slot.process.worker_id)
+
+            if all(s.done for s in slots):
+                log.info("supervisor: all workers stopped")
+                return
+
+    def _handle_death(self, slot: _Slot) -> None:
+        process = slot.process
+        code = process.exitcode
+        if code == EXIT_OK:
+            log.info("supervisor: worker %s exited after a shutdown request", process.worker_id)
+            slot.done = True
+            return
+        log.warning("supervisor: worker %s died (exit code %s)", process.worker_id, code)
+        try:
+            released = self.kit.backend.release_worker(process.worker_id)
+            if released:
+                log.info("supervisor: released %d lease(s) of %s", released, process.worker_id)
+        except Exception:
+            log.exception("supervisor: could not release the leases of %s", process.worker_id)
+        if self.should_restart is not None and not self.should_restart(process):
+            slot.done = True
+            return
+        quick = time.monotonic() - slot.started < _QUICK_DEATH
+        slot.failures = slot.failures + 1 if quick else 0
+        delay = 0.0 if slot.failures == 0 else min(_RESTART_BACKOFF_MAX, 0.5 * 2 ** (slot.failures - 1))
+        if delay:
+            log.warning("supervisor: worker keeps dying at start; restarting in %.1fs", delay)
+        slot.restart_at = time.monotonic() + delay
+
+    def _kill_all(self, slots: list[_Slot]) -> None:
+        for slot in slots:
+            if slot.process.is_alive():
+                log.warning("supervisor: killing worker %s", slot.process.worker_id)
+                slot.process.kill()
+        for slot in slots:
+            slot.process.join(5.0)
+            try:
+                self.kit.backend.release_worker(slot.process.worker_id)
+            except Exception:
+                log.exception("supervisor: could not release the leases of %s", slot.process.worker_id)

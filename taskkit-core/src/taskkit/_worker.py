@@ -1,0 +1,604 @@
+"""One worker process: claimers, thread pools, the lease keeper, control events, schedulers.
+
+Threads of a worker:
+
+* per group, one **claimer** that claims as many tasks as it has idle executor threads and
+  otherwise blocks in ``backend.wait_for_work`` (no polling loop), and N **executors**;
+* one **keeper** that renews leases every heartbeat, enforces time limits and cancellations,
+  and applies control events;
+* one thread per **scheduler**.
+
+A handler's ``BaseException`` never kills an executor; a handler stuck past its time limit is
+failed, its thread replaced, and the process recycled (when it is a child process).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ._task import Claim, LeaseStatus, Task
+from ._validation import truncate_text, validate_payload
+from .context import TaskContext, _set_current
+from .errors import (
+    DiscardTask,
+    LeaseLost,
+    PayloadTooLarge,
+    TaskCancelled,
+    TaskTimeout,
+)
+
+if TYPE_CHECKING:
+    from .kit import Kit
+    from .schedule import ScheduleEntry
+
+log = logging.getLogger("taskkit.worker")
+
+#: Exit codes of a worker process, read by the supervisor.
+EXIT_OK = 0  # asked to stop (signal or shutdown event): do not restart
+EXIT_RECYCLE = 75  # stopped itself to shed a stuck thread: restart
+EXIT_SETUP_FAILED = 3  # could not start: restart with back-off
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker process runs (picklable, sent to ``spawn`` children)."""
+
+    num_processes: int
+    threads: dict[str, int]
+    schedule_entries: dict[str, list[ScheduleEntry]]
+    tzinfo: tzinfo | None
+
+
+@dataclass
+class _InFlight:
+    claim: Claim
+    context: TaskContext
+    thread_id: int | None = None
+    in_handler: bool = False
+    async_raised: bool = False
+    stuck: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _async_raise(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    """Raise ``exc_type`` in another thread at its next bytecode (None clears a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type else None
+    )
+
+
+class _GroupRunner:
+    """The claimer and executor threads of one group."""
+
+    def __init__(self, worker: Worker, group: str, threads: int) -> None:
+        self.worker = worker
+        self.group = group
+        self.size = threads
+        self.idle = threads
+        self.cond = threading.Condition()
+        self.queue: queue.SimpleQueue[Claim | None] = queue.SimpleQueue()
+        self.stopped = threading.Event()  # this group only (a shutdown event for the group)
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            self.add_executor()
+        threading.Thread(
+            target=self._claim_loop, name=f"taskkit-claimer-{self.group}", daemon=True
+        ).start()
+
+    def add_executor(self) -> None:
+        threading.Thread(
+            target=self._execute_loop, name=f"taskkit-executor-{self.group}", daemon=True
+        ).start()
+
+    def replace_stuck_executor(self) -> None:
+        """A thread is stuck in a handler for good: give the pool a fresh one."""
+        with self.cond:
+            self.idle += 1
+            self.cond.notify_all()
+        self.add_executor()
+
+    def _claiming(self) -> bool:
+        return not (self.worker.stopping.is_set() or self.stopped.is_set())
+
+    def _claim_loop(self) -> None:
+        worker = self.worker
+        config = worker.kit.config
+        error_delay = 0.1
+        while self._claiming():
+            with self.cond:
+                while self.idle == 0 and self._claiming():
+                    self.cond.wait(1.0)
+                free = self.idle
+            if not self._claiming():
+                break
+            if worker.is_paused(self.group):
+                worker.control_changed.wait(config.control_interval)
+                continue
+            try:
+                batch = worker.backend.claim(
+                    self.group,
+                    worker.worker_id,
+                    free,
+                    config.lease_seconds,
+                    config.max_deliveries,
+                )
+                for outcome in batch.dead_lettered:
+                    log.error(
+                        "task %s (%s/%s) became a dead letter: %s",
+                        outcome.task.id, outcome.task.group, outcome.task.name, outcome.error,
+                    )
+                    worker.kit._call_hook(
+                        "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
+                    )
+                if batch.claims:
+                    with self.cond:
+                        self.idle -= len(batch.claims)
+                    for claim in batch.claims:
+                        worker.track(claim)
+                        self.queue.put(claim)
+                    error_delay = 0.1
+                    continue
+                timeout = config.max_idle_wait
+                if batch.next_due is not None:
+                    timeout = min(timeout, batch.next_due - worker.backend_now())
+                # A floor keeps a due-but-unclaimable edge case from spinning.
+                worker.backend.wait_for_work(self.group, max(timeout, 0.005))
+                error_delay = 0.1
+            except Exception:
+                log.warning(
+                    "claiming for group %r failed; retrying in %.1fs",
+                    self.group, error_delay, exc_info=True,
+                )
+                worker.stopping.wait(error_delay)
+                error_delay = min(error_delay * 2, 5.0)
+        # Hand back what was claimed but not started.
+        leftovers = []
+        while True:
+            try:
+                claim = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if claim is not None:
+                leftovers.append(claim)
+        if leftovers:
+            worker.hand_back(leftovers)
+            with self.cond:
+                self.idle += len(leftovers)
+                self.cond.notify_all()
+        for _ in range(self.size):
+            self.queue.put(None)
+
+    def _execute_loop(self) -> None:
+        while True:
+            claim = self.queue.get()
+            if claim is None:
+                return
+            try:
+                self.worker.execute(claim)
+            except BaseException:  # noqa: BLE001 - an executor must never die
+                log.exception("unexpected error around task %s", claim.task.id)
+            finally:
+                with self.cond:
+                    self.idle += 1
+                    self.cond.notify_all()
+
+
+class Worker:
+    """Everything one process runs. ``run()`` blocks until the worker stops."""
+
+    def __init__(self, kit: Kit, spec: WorkerSpec, worker_id: str, *, in_child: bool) -> None:
+        self.kit = kit
+        self.backend = kit.backend
+        self.handler = kit.handler
+        self.spec = spec
+        self.worker_id = worker_id
+        self.in_child = in_child
+        self.stopping = threading.Event()  # stop claiming, finish in-flight work
+        self.stop_now = threading.Event()  # second signal: hand back and leave
+        self.control_changed = threading.Event()
+        self.exit_code = EXIT_OK
+        self._paused: set[str] = set()
+        self._pause_all = False
+        self._inflight: dict[str, _InFlight] = {}
+        self._inflight_lock = threading.Condition()
+        self._offset = 0.0
+        self._runners: dict[str, _GroupRunner] = {}
+        self._scheduler_stop = threading.Event()
+        self._control_seq = 0
+
+    # ------------------------------------------------------------------ clock
+
+    def backend_now(self) -> float:
+        """The backend's clock, estimated locally between heartbeats."""
+        return time.time() + self._offset
+
+    def _sync_clock(self) -> None:
+        before = time.time()
+        remote = self.backend.now()
+        self._offset = remote - (before + time.time()) / 2
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def request_stop(self, now: bool = False) -> None:
+        self.stopping.set()
+        if now:
+            self.stop_now.set()
+        with self._inflight_lock:
+            self._inflight_lock.notify_all()
+
+    def install_signal_handlers(self) -> None:
+        received: set[int] = set()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            # Escalate only on a repeat of the same signal: a terminal's Ctrl-C reaches both
+            # the supervisor and its children, and the supervisor then sends SIGTERM too.
+            repeated = signum in received
+            received.add(signum)
+            if repeated:
+                log.warning("worker %s: second signal, stopping now", self.worker_id)
+                self.request_stop(now=True)
+            elif not self.stopping.is_set():
+                log.info("worker %s: signal %d, shutting down gracefully", self.worker_id, signum)
+                self.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> int:
+        self._sync_clock()
+        self._control_seq = max((e.seq for e in self.backend.read_control(0)), default=0)
+        for warning in self.backend.check():
+            log.warning("%s", warning)
+        groups = list(self.spec.threads)
+        self.kit._call_hook("taskkit_worker_started", worker_id=self.worker_id, groups=groups)
+        log.info("worker %s started: groups %s", self.worker_id, self.spec.threads or "none")
+        for group, count in self.spec.threads.items():
+            runner = _GroupRunner(self, group, count)
+            self._runners[group] = runner
+            runner.start()
+        threading.Thread(target=self._keeper_loop, name="taskkit-keeper", daemon=True).start()
+        self._start_schedulers()
+        self.stopping.wait()
+        self._scheduler_stop.set()
+        self._drain()
+        self.kit._call_hook("taskkit_worker_stopped", worker_id=self.worker_id)
+        log.info("worker %s stopped", self.worker_id)
+        return self.exit_code
+
+    def _start_schedulers(self) -> None:
+        if not self.spec.schedule_entries:
+            return
+        from ._scheduler import Scheduler  # noqa: PLC0415
+
+        for name, entries in self.spec.schedule_entries.items():
+            scheduler = Scheduler(
+                self.backend,
+                name,
+                entries,
+                tzinfo=self.spec.tzinfo,
+                on_fired=lambda task: self.kit._call_hook("taskkit_task_initiated", task=task),
+            )
+            threading.Thread(
+                target=scheduler.run,
+                args=(self._scheduler_stop,),
+                name=f"taskkit-scheduler-{name}",
+                daemon=True,
+            ).start()
+
+    def _drain(self) -> None:
+        """Wait for in-flight tasks up to the grace period, then hand back the rest."""
+        deadline = time.monotonic() + self.kit.config.grace_period
+        with self._inflight_lock:
+            while self._live_inflight() and not self.stop_now.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._inflight_lock.wait(min(remaining, 0.5))
+            left = [e.claim for e in self._inflight.values() if not e.stuck]
+        if left:
+            log.warning(
+                "worker %s: handing back %d unfinished task(s)", self.worker_id, len(left)
+            )
+            self.hand_back(left)
+
+    def _live_inflight(self) -> bool:
+        return any(not e.stuck for e in self._inflight.values())
+
+    def hand_back(self, claims: list[Claim]) -> None:
+        try:
+            self.backend.release(claims)
+        except Exception:
+            log.exception("could not hand back %d task(s); their leases will expire", len(claims))
+
+    # ------------------------------------------------------------------ in-flight bookkeeping
+
+    def track(self, claim: Claim) -> None:
+        timeout = claim.task.timeout or self.kit.config.default_timeout
+        context = TaskContext(claim.task)
+        if timeout is not None:
+            context.deadline = time.monotonic() + timeout
+        with self._inflight_lock:
+            self._inflight[claim.token] = _InFlight(claim, context)
+
+    def _untrack(self, claim: Claim) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(claim.token, None)
+            self._inflight_lock.notify_all()
+
+    def is_paused(self, group: str) -> bool:
+        return self._pause_all or group in self._paused
+
+    # ------------------------------------------------------------------ execution
+
+    def execute(self, claim: Claim) -> None:
+        with self._inflight_lock:
+            entry = self._inflight.get(claim.token)
+        if entry is None:  # handed back or failed by the keeper before it started
+            return
+        task = claim.task
+        if self.stopping.is_set():
+            # Shutting down: do not start new work, hand it back instead.
+            self.hand_back([claim])
+            self._untrack(claim)
+            return
+        entry.thread_id = threading.get_ident()
+        _set_current(entry.context)
+        self.kit._call_hook("taskkit_task_started", task=task, worker_id=self.worker_id)
+        started = time.monotonic()
+        try:
+            with entry.lock:
+                entry.in_handler = True
+            try:
+                value = self.kit.hook.taskkit_execute_task(
+                    task=task, call=lambda: self.handler.handle(task)
+                )
+            finally:
+                with entry.lock:
+                    entry.in_handler = False
+                    if entry.async_raised:
+                        _async_raise(entry.thread_id, None)
+        except TaskCancelled:
+            self._record(entry, "acknowledge_cancel", "cancelled")
+        except TaskTimeout:
+            limit = task.timeout or self.kit.config.default_timeout
+            message = f"timed out after {limit}s"
+            if self._record(entry, "fail", message):
+                self.kit._call_hook("taskkit_task_failed", task=task, exception=None, message=message)
+        except DiscardTask as exc:
+            reason = str(exc) or "discarded by the handler"
+            if self._record(entry, "discard", reason):
+                self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from a handler fails the task
+            self._on_failure(entry, exc)
+        else:
+            self._on_success(entry, value, time.monotonic() - started)
+        finally:
+            _set_current(None)
+            self._untrack(claim)
+
+    def _on_success(self, entry: _InFlight, value: Any, duration: float) -> None:
+        task = entry.claim.task
+        try:
+            encoded = validate_payload(
+                "result", self.handler.encode_result(task, value), self.kit.config.max_result_size
+            )
+        except PayloadTooLarge as exc:
+            message = f"result too large: {exc}"
+            if self._record(entry, "fail", message):
+                self.kit._call_hook("taskkit_task_failed", task=task, exception=exc, message=message)
+            return
+        except Exception as exc:
+            message = "result could not be encoded:\n" + self._traceback(exc)
+            if self._record(entry, "fail", message):
+                self.kit._call_hook("taskkit_task_failed", task=task, exception=exc, message=message)
+            return
+        if self._record(entry, "complete", encoded):
+            self.kit._call_hook("taskkit_task_succeeded", task=task, duration=duration)
+
+    def _on_failure(self, entry: _InFlight, exc: BaseException) -> None:
+        task = entry.claim.task
+        text = self._traceback(exc)
+        try:
+            interval = self.handler.get_retry_interval(task, exc)  # type: ignore[arg-type]
+        except DiscardTask as discard:
+            reason = str(discard) or "discarded by get_retry_interval"
+            if self._record(entry, "discard", reason):
+                self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+            return
+        except Exception:
+            log.exception("get_retry_interval raised for task %s; failing it", task.id)
+            interval = None
+        if interval is not None and (
+            isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0
+        ):
+            log.error("get_retry_interval returned %r (not seconds >= 0); failing task", interval)
+            interval = None
+        if interval is None:
+            if self._record(entry, "fail", text):
+                self.kit._call_hook("taskkit_task_failed", task=task, exception=exc, message=text)
+            return
+        due = self.backend_now() + float(interval)
+        if self._record(entry, "retry", due, text):
+            self.kit._call_hook("taskkit_task_retried", task=task, exception=exc, delay=float(interval))
+
+    def _traceback(self, exc: BaseException) -> str:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return truncate_text(text, self.kit.config.max_error_size)
+
+    def _record(self, entry: _InFlight, primitive: str, *args: Any) -> bool:
+        """Write an outcome, fenced by the claim's token; retried while the backend is down.
+
+        Gives up before the lease would expire anyway: the task then runs again elsewhere
+        (at-least-once) instead of staying "running" forever under a live worker.
+        """
+        claim = entry.claim
+        if entry.stuck:
+            return False  # the keeper already failed it
+        write = getattr(self.backend, primitive)
+        give_up = time.monotonic() + self.kit.config.lease_seconds / 2
+        delay = 0.05
+        while True:
+            try:
+                write(claim, *args)
+                return True
+            except LeaseLost:
+                log.warning(
+                    "task %s: lease lost before its outcome was written; another worker owns it",
+                    claim.task.id,
+                )
+                return False
+            except Exception:
+                if time.monotonic() + delay > give_up or self.stop_now.is_set():
+                    log.exception(
+                        "task %s: could not record its outcome; it will run again after its "
+                        "lease expires",
+                        claim.task.id,
+                    )
+                    return False
+                log.warning("task %s: recording the outcome failed; retrying", claim.task.id)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------ the keeper
+
+    def _keeper_loop(self) -> None:
+        config = self.kit.config
+        tick = min(config.control_interval, config.heartbeat, 1.0)
+        next_renewal = time.monotonic() + config.heartbeat
+        while not self.stop_now.is_set():
+            if self.stopping.is_set() and not self._live_inflight():
+                return
+            try:
+                self._enforce_limits()
+                if time.monotonic() >= next_renewal:
+                    next_renewal = time.monotonic() + config.heartbeat
+                    self._renew()
+                    self._sync_clock()
+                self._apply_control()
+            except Exception:
+                log.warning("worker %s: keeper cycle failed", self.worker_id, exc_info=True)
+            self.stop_now.wait(tick)
+
+    def _renew(self) -> None:
+        with self._inflight_lock:
+            entries = [e for e in self._inflight.values() if not e.stuck]
+        if not entries:
+            return
+        statuses = self.backend.renew([e.claim for e in entries], self.kit.config.lease_seconds)
+        for entry, status in zip(entries, statuses):
+            if status is LeaseStatus.LOST:
+                log.warning("task %s: lease lost (reclaimed elsewhere)", entry.claim.task.id)
+            elif status is LeaseStatus.CANCEL_REQUESTED and not entry.context.cancelled:
+                log.info("task %s: cancel requested; interrupting it", entry.claim.task.id)
+                entry.context.cancel_requested.set()
+                self._interrupt(entry, TaskCancelled)
+
+    def _interrupt(self, entry: _InFlight, exc_type: type[BaseException]) -> None:
+        with entry.lock:
+            if entry.in_handler and entry.thread_id is not None and not entry.async_raised:
+                entry.async_raised = True
+                _async_raise(entry.thread_id, exc_type)
+
+    def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        grace = self.kit.config.timeout_grace
+        with self._inflight_lock:
+            entries = list(self._inflight.values())
+        for entry in entries:
+            deadline = entry.context.deadline
+            if deadline is None or entry.stuck or now < deadline:
+                continue
+            if not entry.context.timed_out.is_set():
+                log.warning("task %s: time limit exceeded; interrupting it", entry.claim.task.id)
+                entry.context.timed_out.set()
+                self._interrupt(entry, TaskTimeout)
+            elif now > deadline + grace:
+                self._declare_stuck(entry)
+
+    def _declare_stuck(self, entry: _InFlight) -> None:
+        task = entry.claim.task
+        message = (
+            f"timed out after {task.timeout or self.kit.config.default_timeout}s; the handler did "
+            "not stop (blocked outside Python?)"
+        )
+        log.error("task %s: %s", task.id, message)
+        if self._record(entry, "fail", message):
+            self.kit._call_hook("taskkit_task_failed", task=task, exception=None, message=message)
+        entry.stuck = True
+        with self._inflight_lock:
+            self._inflight_lock.notify_all()
+        runner = self._runners.get(task.group)
+        if runner is not None:
+            runner.replace_stuck_executor()
+        if self.in_child and not self.stopping.is_set():
+            log.error("worker %s: recycling the process to shed a stuck thread", self.worker_id)
+            self.exit_code = EXIT_RECYCLE
+            self.request_stop()
+
+    def _apply_control(self) -> None:
+        events = self.backend.read_control(self._control_seq)
+        for event in events:
+            self._control_seq = max(self._control_seq, event.seq)
+            mine = set(self.spec.threads)
+            targets = mine if event.groups is None else mine & set(event.groups)
+            if event.groups is not None and not targets and mine:
+                continue
+            log.info("worker %s: control event %s for %s", self.worker_id, event.kind, targets or "all")
+            if event.kind == "pause":
+                if event.groups is None:
+                    self._pause_all = True
+                self._paused |= targets
+            elif event.kind == "resume":
+                if event.groups is None:
+                    self._pause_all = False
+                    self._paused.clear()
+                self._paused -= targets
+            elif event.kind == "shutdown":
+                if event.groups is None or targets == mine:
+                    self.request_stop()
+                else:
+                    for group in targets:
+                        self._runners[group].stopped.set()
+            self.control_changed.set()
+            self.control_changed.clear()
+
+
+def worker_main(kit: Kit, spec: WorkerSpec, worker_id: str) -> None:
+    """The entry point of a worker child process."""
+    from .kit import Kit as KitClass  # noqa: PLC0415
+
+    try:
+        child_kit = KitClass(kit.backend.clone(), kit.handler, kit.config, plugins=kit.plugins)
+        worker = Worker(child_kit, spec, worker_id, in_child=True)
+        worker.install_signal_handlers()
+    except Exception:
+        log.exception("worker %s failed to start", worker_id)
+        os._exit(EXIT_SETUP_FAILED)
+    try:
+        code = worker.run()
+    except Exception:
+        log.exception("worker %s crashed", worker_id)
+        code = EXIT_SETUP_FAILED
+    try:
+        child_kit.backend.close()
+    except Exception:
+        log.debug("closing the backend failed", exc_info=True)
+    logging.shutdown()
+    # os._exit: stuck daemon threads must not hold the process open.
+    os._exit(code)
+
+
+def describe(task: Task) -> str:
+    return f"{task.id} ({task.group}/{task.name})"
