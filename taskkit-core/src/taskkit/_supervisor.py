@@ -83,6 +83,11 @@ class ThreadWorkerHandle:
             log.exception("worker %s crashed", self.worker_id)
             self.exitcode = 1
 
+    @property
+    def worker(self) -> Worker:
+        """The worker itself, for introspection in tests."""
+        return self._worker
+
     def start(self) -> None:
         self._thread.start()
 

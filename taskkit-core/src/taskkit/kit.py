@@ -221,9 +221,23 @@ class Kit:
         self.handler = handler
         self.config = config or KitConfig()
         self.plugins = tuple(plugins)
+        self._clock_offset = 0.0
+        self._clock_synced: float | None = None
         self.plugin_manager: pluggy.PluginManager = (
             make_plugin_manager(plugins=self.plugins) if self.plugins else get_plugin_manager()
         )
+
+    def backend_now(self) -> float:
+        """The backend's clock, estimated from the local one (re-synced every 30 s).
+
+        Producers stamp ``created`` and the default ``due`` with it, so a host whose clock is
+        ahead does not delay its own tasks.
+        """
+        local = time.time()
+        if self._clock_synced is None or time.monotonic() - self._clock_synced > 30.0:
+            self._clock_offset = self.backend.now() - (local + time.time()) / 2
+            self._clock_synced = time.monotonic()
+        return local + self._clock_offset
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_kit, (self.backend, self.handler, self.config, self.plugins))
@@ -256,7 +270,7 @@ class Kit:
             raise InvalidTask(f"ttl must be a positive number of seconds, not {ttl!r}")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise InvalidTask(f"timeout must be a positive number of seconds, not {timeout!r}")
-        now = time.time()
+        now = self.backend_now()
         return Task(
             id=task_id or uuid.uuid4().hex,
             group=group,

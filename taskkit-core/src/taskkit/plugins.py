@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from importlib.metadata import entry_points
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -204,8 +205,7 @@ def make_plugin_manager(
     pm.add_hookspecs(hookspecs)
     pm.register(_builtin, name="taskkit.builtin")
     if load_entry_points:
-        loaded = pm.load_setuptools_entrypoints(hookspecs.NAME)
-        log.debug("loaded %d taskkit plugin(s) from entry points", loaded)
+        _load_entry_points(pm)
     for plugin in plugins:
         pm.register(plugin)
     try:
@@ -213,6 +213,23 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise ConfigurationError(f"a taskkit plugin implements an unknown hook: {exc}") from exc
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every ``taskkit`` entry point; a broken one is a clear error, not a traceback."""
+    for ep in entry_points(group=hookspecs.NAME):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            dist = getattr(ep.dist, "name", "?")
+            raise ConfigurationError(
+                f"the taskkit plugin {ep.name!r} ({ep.value}, from distribution {dist}) "
+                f"failed to import: {exc!r}"
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        log.debug("loaded taskkit plugin %s from %s", ep.name, ep.value)
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
