@@ -29,6 +29,14 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DEFAULT_PYTHON = "3.11"
 DISTRIBUTIONS = ["taskkit-core", "taskkit-testing", "taskkit-redis", "taskkit-django"]
 EXAMPLE_BACKEND = "examples/sqlite_backend"
+SUITES = [
+    "taskkit-core/tests",
+    "taskkit-testing/tests",
+    "taskkit-redis/tests",
+    "taskkit-django/tests",
+    EXAMPLE_BACKEND,
+    "integration",
+]
 TEST_DEPS = ["pytest>=7", "hypothesis>=6.80", "msgpack>=1.0", "psycopg[binary]>=3.1", "pymysql>=1.1"]
 
 nox.options.sessions = ["lint", "tests", "wheels", "docs"]
@@ -91,14 +99,18 @@ def _run_tests(session: nox.Session) -> None:
     _require_services(session)
     _install_all(session)
     extra = session.posargs or []
-    suites = [f"{d}/tests" for d in DISTRIBUTIONS] + [EXAMPLE_BACKEND, "examples/tests"]
-    for suite in suites:
+    # One pytest process per suite: each distribution has its own `tests` package and the
+    # Django suites configure settings once per process.
+    for suite in SUITES:
         if not Path(suite).exists():
             session.error(f"test suite {suite} is missing")
-    session.run(
-        "python", "-m", "pytest", *suites, "-p", "no:cacheprovider", "-q", "-ra", *extra,
-        env={"PYTHONFAULTHANDLER": "1"},
-    )
+    for suite in SUITES:
+        session.log(f"--- {suite}")
+        session.run(
+            "python", "-m", "pytest", suite, "-p", "no:cacheprovider", "-q", "-ra",
+            "--rootdir", suite, *extra,
+            env={"PYTHONFAULTHANDLER": "1"},
+        )
 
 
 @nox.session(python=DEFAULT_PYTHON)
