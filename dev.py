@@ -34,15 +34,22 @@ def _ensure_nox() -> Path:
     probe = subprocess.run([str(python), "-c", "import nox"], capture_output=True)
     if probe.returncode != 0:
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             NOX_REQUIREMENT],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                NOX_REQUIREMENT,
+            ],
             check=True,
         )
     return python
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py may be run by an old python3
         print("dev.py needs Python 3.10 or newer", file=sys.stderr)
         return 2
     commands = {

@@ -37,7 +37,13 @@ SUITES = [
     EXAMPLE_BACKEND,
     "integration",
 ]
-TEST_DEPS = ["pytest>=7", "hypothesis>=6.80", "msgpack>=1.0", "psycopg[binary]>=3.1", "pymysql>=1.1"]
+TEST_DEPS = [
+    "pytest>=7",
+    "hypothesis>=6.80",
+    "msgpack>=1.0",
+    "psycopg[binary]>=3.1",
+    "pymysql>=1.1",
+]
 
 nox.options.sessions = ["lint", "tests", "wheels", "docs"]
 nox.options.default_venv_backend = "venv"
@@ -53,8 +59,7 @@ SERVICES = {
     "Redis": (
         "127.0.0.1",
         6379,
-        "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
-        "--appendonly no",
+        "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no",
     ),
     "PostgreSQL": (
         "127.0.0.1",
@@ -78,7 +83,9 @@ def _require_services(session: nox.Session) -> None:
             with socket.create_connection((host, port), timeout=2):
                 pass
         except OSError as exc:
-            missing.append(f"  {name} is not reachable at {host}:{port} ({exc}).\n    Start it: {how}")
+            missing.append(
+                f"  {name} is not reachable at {host}:{port} ({exc}).\n    Start it: {how}"
+            )
     if missing:
         session.error("the test suite needs these servers:\n" + "\n".join(missing))
 
@@ -107,8 +114,17 @@ def _run_tests(session: nox.Session) -> None:
     for suite in SUITES:
         session.log(f"--- {suite}")
         session.run(
-            "python", "-m", "pytest", suite, "-p", "no:cacheprovider", "-q", "-ra",
-            "--rootdir", suite, *extra,
+            "python",
+            "-m",
+            "pytest",
+            suite,
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-ra",
+            "--rootdir",
+            suite,
+            *extra,
             env={"PYTHONFAULTHANDLER": "1"},
         )
 

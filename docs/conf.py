@@ -4,7 +4,7 @@ from __future__ import annotations
 
 project = "taskkit"
 author = "taskkit maintainers"
-copyright = "2026, taskkit maintainers"  # noqa: A001
+copyright = "2026, taskkit maintainers"
 
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

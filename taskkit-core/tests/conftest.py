@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from taskkit import Kit, MemoryBackend, TaskHandler, make_kit
 from taskkit.context import current_task
 

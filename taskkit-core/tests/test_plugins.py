@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 import taskkit
 from taskkit import ConfigurationError, ExponentialBackoff, NoRetry, Task, hookimpl, hookspecs
 from taskkit.plugins import make_plugin_manager, redact_url, registries

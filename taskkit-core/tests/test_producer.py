@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from taskkit import (
     Failed,
     InvalidTask,
@@ -28,7 +27,9 @@ def test_initiate_stores_encoded_task(kit: Kit, backend: MemoryBackend) -> None:
     assert (task.group, task.name, task.data) == ("g", "double", b'{"a":1}')
     assert task.due == pytest.approx(due.timestamp())
     assert task.ttl == 60
-    assert task.due_dt(timezone.utc) == due.replace(microsecond=task.due_dt(timezone.utc).microsecond)
+    assert task.due_dt(timezone.utc) == due.replace(
+        microsecond=task.due_dt(timezone.utc).microsecond
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,7 +146,7 @@ def test_result_get_timeout_is_honoured(kit: Kit) -> None:
 
 
 def test_cancel_queued(kit: Kit) -> None:
-    from taskkit import CancelResult, Cancelled
+    from taskkit import Cancelled, CancelResult
 
     result = kit.initiate_task("g", "double", 1)
     assert result.cancel() is CancelResult.CANCELLED

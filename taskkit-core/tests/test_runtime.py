@@ -6,10 +6,9 @@ import threading
 from typing import Any
 
 import pytest
-
 from taskkit import (
-    CancelResult,
     Cancelled,
+    CancelResult,
     Failed,
     Kit,
     MemoryBackend,
@@ -72,7 +71,7 @@ def test_result_too_large_fails_the_task(backend: MemoryBackend) -> None:
 
 def test_time_limit_interrupts_python_code(running: Kit) -> None:
     result = running.initiate_task("g", "spin", 0, timeout=0.3)
-    with pytest.raises(Failed, match="timed out after 0.3s"):
+    with pytest.raises(Failed, match=r"timed out after 0\.3s"):
         result.get(timeout=5)
     assert running.initiate_task("g", "double", 1).get(timeout=5) == 2
 
@@ -212,7 +211,9 @@ def test_lifecycle_hooks_and_execution_wrapper(backend: MemoryBackend) -> None:
                 events.append(("retried", task.name))
 
         @hookimpl
-        def taskkit_task_failed(self, task: Task, exception: BaseException | None, message: str) -> None:
+        def taskkit_task_failed(
+            self, task: Task, exception: BaseException | None, message: str
+        ) -> None:
             with lock:
                 events.append(("failed", task.name))
 

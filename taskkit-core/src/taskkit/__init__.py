@@ -110,8 +110,8 @@ __all__ = [
     "TaskState",
     "TaskTimeout",
     "TaskkitError",
+    "__version__",
     "current_task",
     "hookimpl",
     "make_kit",
-    "__version__",
 ]

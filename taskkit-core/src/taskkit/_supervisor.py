@@ -194,7 +194,9 @@ class Supervisor:
         terminating_since: float | None = None
         deadline = float("inf")
         while True:
-            waitables: list[Any] = [s.process.sentinel for s in slots if not s.done and s.restart_at is None]
+            waitables: list[Any] = [
+                s.process.sentinel for s in slots if not s.done and s.restart_at is None
+            ]
             waitables.append(self._wake_r)
             timeouts = [self.interval] + [
                 max(0.0, s.restart_at - time.monotonic()) for s in slots if s.restart_at is not None
@@ -205,7 +207,9 @@ class Supervisor:
             now = time.monotonic()
 
             if self._signals >= 1 and terminating_since is None:
-                log.info("supervisor: shutting down (grace period %.0fs)", self.kit.config.grace_period)
+                log.info(
+                    "supervisor: shutting down (grace period %.0fs)", self.kit.config.grace_period
+                )
                 terminating_since = now
                 deadline = now + self.kit.config.grace_period + 5.0
                 for slot in slots:
@@ -226,7 +230,11 @@ class Supervisor:
                 self._handle_death(slot)
 
             for slot in slots:
-                if slot.restart_at is not None and now >= slot.restart_at and terminating_since is None:
+                if (
+                    slot.restart_at is not None
+                    and now >= slot.restart_at
+                    and terminating_since is None
+                ):
                     slot.restart_at = None
                     slot.process = _spawn(self.kit, self.spec, ctx, daemon=True)
                     slot.started = time.monotonic()
@@ -255,7 +263,9 @@ class Supervisor:
             return
         quick = time.monotonic() - slot.started < _QUICK_DEATH
         slot.failures = slot.failures + 1 if quick else 0
-        delay = 0.0 if slot.failures == 0 else min(_RESTART_BACKOFF_MAX, 0.5 * 2 ** (slot.failures - 1))
+        delay = (
+            0.0 if slot.failures == 0 else min(_RESTART_BACKOFF_MAX, 0.5 * 2 ** (slot.failures - 1))
+        )
         if delay:
             log.warning("supervisor: worker keeps dying at start; restarting in %.1fs", delay)
         slot.restart_at = time.monotonic() + delay
@@ -270,4 +280,6 @@ class Supervisor:
             try:
                 self.kit.backend.release_worker(slot.process.worker_id)
             except Exception:
-                log.exception("supervisor: could not release the leases of %s", slot.process.worker_id)
+                log.exception(
+                    "supervisor: could not release the leases of %s", slot.process.worker_id
+                )

@@ -32,7 +32,7 @@ class Task:
     :ivar retry_count: how many times the handler asked for a retry so far.
     :ivar ttl: seconds the finished record (and result) is kept.
     :ivar timeout: the run-time limit in seconds, or None for the kit's default.
-    :ivar deliveries: claims of the current attempt that did not end in an outcome (set by backends).
+    :ivar deliveries: claims of the current attempt so far, this one included (set by backends).
     """
 
     id: str

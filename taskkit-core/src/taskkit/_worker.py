@@ -137,7 +137,10 @@ class _GroupRunner:
                 for outcome in batch.dead_lettered:
                     log.error(
                         "task %s (%s/%s) became a dead letter: %s",
-                        outcome.task.id, outcome.task.group, outcome.task.name, outcome.error,
+                        outcome.task.id,
+                        outcome.task.group,
+                        outcome.task.name,
+                        outcome.error,
                     )
                     worker.kit._call_hook(
                         "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
@@ -159,19 +162,21 @@ class _GroupRunner:
             except Exception:
                 log.warning(
                     "claiming for group %r failed; retrying in %.1fs",
-                    self.group, error_delay, exc_info=True,
+                    self.group,
+                    error_delay,
+                    exc_info=True,
                 )
                 worker.stopping.wait(error_delay)
                 error_delay = min(error_delay * 2, 5.0)
         # Hand back what was claimed but not started.
-        leftovers = []
+        leftovers: list[Claim] = []
         while True:
             try:
-                claim = self.queue.get_nowait()
+                queued = self.queue.get_nowait()
             except queue.Empty:
                 break
-            if claim is not None:
-                leftovers.append(claim)
+            if queued is not None:
+                leftovers.append(queued)
         if leftovers:
             worker.hand_back(leftovers)
             with self.cond:
@@ -187,7 +192,7 @@ class _GroupRunner:
                 return
             try:
                 self.worker.execute(claim)
-            except BaseException:  # noqa: BLE001 - an executor must never die
+            except BaseException:
                 log.exception("unexpected error around task %s", claim.task.id)
             finally:
                 with self.cond:
@@ -308,9 +313,7 @@ class Worker:
                 self._inflight_lock.wait(min(remaining, 0.5))
             left = [e.claim for e in self._inflight.values() if not e.stuck]
         if left:
-            log.warning(
-                "worker %s: handing back %d unfinished task(s)", self.worker_id, len(left)
-            )
+            log.warning("worker %s: handing back %d unfinished task(s)", self.worker_id, len(left))
             self.hand_back(left)
 
     def _live_inflight(self) -> bool:
@@ -375,12 +378,14 @@ class Worker:
             limit = task.timeout or self.kit.config.default_timeout
             message = f"timed out after {limit}s"
             if self._record(entry, "fail", message):
-                self.kit._call_hook("taskkit_task_failed", task=task, exception=None, message=message)
+                self.kit._call_hook(
+                    "taskkit_task_failed", task=task, exception=None, message=message
+                )
         except DiscardTask as exc:
             reason = str(exc) or "discarded by the handler"
             if self._record(entry, "discard", reason):
                 self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit from a handler fails the task
+        except BaseException as exc:
             self._on_failure(entry, exc)
         else:
             self._on_success(entry, value, time.monotonic() - started)
@@ -397,12 +402,16 @@ class Worker:
         except PayloadTooLarge as exc:
             message = f"result too large: {exc}"
             if self._record(entry, "fail", message):
-                self.kit._call_hook("taskkit_task_failed", task=task, exception=exc, message=message)
+                self.kit._call_hook(
+                    "taskkit_task_failed", task=task, exception=exc, message=message
+                )
             return
         except Exception as exc:
             message = "result could not be encoded:\n" + self._traceback(exc)
             if self._record(entry, "fail", message):
-                self.kit._call_hook("taskkit_task_failed", task=task, exception=exc, message=message)
+                self.kit._call_hook(
+                    "taskkit_task_failed", task=task, exception=exc, message=message
+                )
             return
         if self._record(entry, "complete", encoded):
             self.kit._call_hook("taskkit_task_succeeded", task=task, duration=duration)
@@ -431,7 +440,9 @@ class Worker:
             return
         due = self.backend_now() + float(interval)
         if self._record(entry, "retry", due, text):
-            self.kit._call_hook("taskkit_task_retried", task=task, exception=exc, delay=float(interval))
+            self.kit._call_hook(
+                "taskkit_task_retried", task=task, exception=exc, delay=float(interval)
+            )
 
     def _traceback(self, exc: BaseException) -> str:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -555,7 +566,9 @@ class Worker:
             targets = mine if event.groups is None else mine & set(event.groups)
             if event.groups is not None and not targets and mine:
                 continue
-            log.info("worker %s: control event %s for %s", self.worker_id, event.kind, targets or "all")
+            log.info(
+                "worker %s: control event %s for %s", self.worker_id, event.kind, targets or "all"
+            )
             if event.kind == "pause":
                 if event.groups is None:
                     self._pause_all = True

@@ -281,7 +281,8 @@ class Backend(abc.ABC):
         Called in every worker process, so no connection crosses a ``fork``. The default
         round-trips through pickle: backends make themselves picklable by configuration.
         """
-        return pickle.loads(pickle.dumps(self))  # noqa: S301 - our own object, never stored
+        clone: Backend = pickle.loads(pickle.dumps(self))  # noqa: S301 - our own object
+        return clone
 
     # ------------------------------------------------------------------ helpers for subclasses
 

@@ -44,7 +44,9 @@ class TaskContext:
         """
         if self.cancel_requested.is_set():
             raise TaskCancelled(self.task.id)
-        if self.timed_out.is_set() or (self.deadline is not None and time.monotonic() > self.deadline):
+        if self.timed_out.is_set() or (
+            self.deadline is not None and time.monotonic() > self.deadline
+        ):
             self.timed_out.set()
             raise TaskTimeout(self.task.id)
 

@@ -14,7 +14,7 @@ from .serializers import Serializer
 __all__ = ["TaskHandler"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _serializer_named(name: str) -> Serializer:
     return registries().serializers.get(name)()
 

@@ -206,7 +206,9 @@ class Kit:
         **options: Any,
     ) -> None:
         if not isinstance(backend, Backend):
-            raise ConfigurationError(f"backend must be a taskkit Backend, not {type(backend).__name__}")
+            raise ConfigurationError(
+                f"backend must be a taskkit Backend, not {type(backend).__name__}"
+            )
         if not isinstance(handler, TaskHandler):
             raise ConfigurationError(
                 f"handler must be a TaskHandler instance, not {type(handler).__name__}"
@@ -334,7 +336,16 @@ class Kit:
             missing = {"group", "name", "data"} - spec.keys()
             if missing:
                 raise InvalidTask(f"item {i} lacks {', '.join(sorted(missing))}")
-            unknown = spec.keys() - {"group", "name", "data", "due", "ttl", "eager", "timeout", "task_id"}
+            unknown = spec.keys() - {
+                "group",
+                "name",
+                "data",
+                "due",
+                "ttl",
+                "eager",
+                "timeout",
+                "task_id",
+            }
             if unknown:
                 raise InvalidTask(f"item {i} has unknown key(s) {', '.join(sorted(unknown))}")
             run_eagerly = bool(spec.pop("eager", False))
@@ -448,7 +459,9 @@ class Kit:
 
         Supervisor(
             self,
-            self._worker_spec(num_processes, num_worker_threads_per_group, schedule_entries, tzinfo),
+            self._worker_spec(
+                num_processes, num_worker_threads_per_group, schedule_entries, tzinfo
+            ),
             start_method=start_method,
             polling_interval=polling_interval,
             should_restart=should_restart,
@@ -472,7 +485,9 @@ class Kit:
         """
         from ._supervisor import start_workers  # noqa: PLC0415
 
-        spec = self._worker_spec(num_processes, num_worker_threads_per_group, schedule_entries, tzinfo)
+        spec = self._worker_spec(
+            num_processes, num_worker_threads_per_group, schedule_entries, tzinfo
+        )
         return start_workers(self, spec, daemon=daemon, start_method=start_method)
 
     def _worker_spec(
@@ -531,9 +546,7 @@ def make_kit(url_or_backend: str | Backend, handler: TaskHandler, **options: Any
     """
     kit_options = {k: v for k, v in options.items() if k in KitConfig.__dataclass_fields__}
     plugins = options.pop("plugins", ())
-    backend_options = {
-        k: v for k, v in options.items() if k not in kit_options and k != "plugins"
-    }
+    backend_options = {k: v for k, v in options.items() if k not in kit_options and k != "plugins"}
     if isinstance(url_or_backend, Backend):
         if backend_options:
             raise ConfigurationError(f"unknown kit option(s): {', '.join(sorted(backend_options))}")

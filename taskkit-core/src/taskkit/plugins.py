@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from importlib.metadata import entry_points
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
@@ -190,7 +190,7 @@ class Registries:
 _lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _default_manager() -> pluggy.PluginManager:
     return make_plugin_manager(load_entry_points=True)
 
@@ -248,7 +248,7 @@ def collect_registries(pm: pluggy.PluginManager) -> Registries:
     return regs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _default_registries() -> Registries:
     return collect_registries(get_plugin_manager())
 

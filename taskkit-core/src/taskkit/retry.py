@@ -54,7 +54,7 @@ class ExponentialBackoff:
         if task.retry_count >= self.max_retries:
             return None
         delay = min(self.cap, self.base * self.factor ** min(task.retry_count, 64))
-        return delay * (1 - self.jitter) + delay * self.jitter * random.random()  # noqa: S311
+        return delay * (1 - self.jitter) + delay * self.jitter * random.random()
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class MsgpackSerializer:
     name: ClassVar[str] = "msgpack"
 
     def __init__(self) -> None:
-        import msgpack  # noqa: PLC0415 - optional dependency
+        import msgpack  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
 
         self._msgpack = msgpack
 
