@@ -1,0 +1,16 @@
+"""``'taskkit.contrib.django'`` in ``INSTALLED_APPS``: the taskkit 0.2 name of the Django app.
+
+It forwards to the ``taskkit-django`` distribution (app ``taskkit_django``) with the same app
+label, ``taskkit``, the same tables and the same migrations. New projects may list
+``'taskkit_django'`` instead; list one of the two, not both.
+"""
+
+from __future__ import annotations
+
+try:
+    import taskkit_django  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "'taskkit.contrib.django' needs the taskkit-django distribution: "
+        "pip install taskkit-django"
+    ) from exc

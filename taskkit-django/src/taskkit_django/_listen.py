@@ -1,0 +1,199 @@
+"""PostgreSQL LISTEN/NOTIFY: idle workers and ``result.get`` wake on a notification.
+
+One dedicated connection per backend instance and process listens on one channel; a daemon
+thread reads notifications and bumps versions in :class:`Waiters`. A waiter records the
+version of its key *before* it reads the database, then waits for the version to change, so a
+notification between its read and its wait is never missed. While the listening connection is
+down (server restart), waits fall back to a short back-off and every waiter is woken when it
+comes back, since notifications sent in between were lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connections
+
+log = logging.getLogger("taskkit.django")
+
+#: The channel every taskkit change is announced on (channels are per database).
+CHANNEL = "taskkit"
+WORK_PREFIX = "w:"
+OUTCOME_PREFIX = "o:"
+
+
+class Waiters:
+    """Versions by key for the keys somebody waits on; thread-safe."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._versions: dict[str, int] = {}
+        self._watchers: dict[str, int] = {}
+        self._epoch = 0  # bumped when notifications may have been lost
+
+    def watch(self, key: str) -> int:
+        """Start watching ``key``; returns the version to pass to :meth:`wait`."""
+        with self._cond:
+            self._watchers[key] = self._watchers.get(key, 0) + 1
+            return self._versions.get(key, 0) + self._epoch * 1_000_000_007
+
+    def unwatch(self, key: str) -> None:
+        with self._cond:
+            left = self._watchers.get(key, 0) - 1
+            if left > 0:
+                self._watchers[key] = left
+            else:
+                self._watchers.pop(key, None)
+                if not key.startswith(WORK_PREFIX):
+                    # Outcome keys are one per task: forget them so the dict stays small.
+                    self._versions.pop(key, None)
+
+    def _current(self, key: str) -> int:
+        return self._versions.get(key, 0) + self._epoch * 1_000_000_007
+
+    def wait(self, key: str, seen: int, timeout: float) -> bool:
+        """Wait until ``key`` changed since ``seen``; True if it did."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._current(key) == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def notify(self, keys: Iterable[str]) -> None:
+        with self._cond:
+            changed = False
+            for key in keys:
+                if key in self._watchers or key.startswith(WORK_PREFIX):
+                    self._versions[key] = self._versions.get(key, 0) + 1
+                    changed = True
+            if changed:
+                self._cond.notify_all()
+
+    def wake_all(self) -> None:
+        with self._cond:
+            self._epoch += 1
+            self._cond.notify_all()
+
+
+class Listener:
+    """The LISTEN connection and its reader thread for one database alias."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.waiters = Waiters()
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._wrapper: Any = None
+
+    @property
+    def ready(self) -> bool:
+        """True while the connection is listening: no notification can be missed."""
+        return self._ready.is_set() and os.getpid() == self._pid
+
+    def ensure_started(self, wait: float = 0.0) -> bool:
+        with self._lock:
+            if os.getpid() != self._pid:
+                # A forked copy: the thread and the connection belong to the parent.
+                self._pid = os.getpid()
+                self._thread = None
+                self._wrapper = None
+                self._ready = threading.Event()
+                self.waiters = Waiters()
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"taskkit-listen-{self.using}", daemon=True
+                )
+                self._thread.start()
+        if wait > 0:
+            self._ready.wait(wait)
+        return self.ready
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+        self._close()
+
+    def _close(self) -> None:
+        wrapper, self._wrapper = self._wrapper, None
+        if wrapper is not None and os.getpid() == self._pid:
+            try:
+                wrapper.close()
+            except Exception:
+                log.debug("closing the LISTEN connection failed", exc_info=True)
+
+    def _loop(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                delay = 0.1
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                log.warning("taskkit: LISTEN connection to %r lost (%s); retrying", self.using, exc)
+            finally:
+                self._ready.clear()
+                self._close()
+                # Whatever was notified while we were away is lost: everyone looks again.
+                self.waiters.wake_all()
+            self._stop.wait(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _listen(self) -> None:
+        wrapper = connections.create_connection(self.using)
+        options = dict(wrapper.settings_dict.get("OPTIONS") or {})
+        # A server that vanished without closing the socket (partition, power loss) is
+        # noticed by TCP keepalives within about 30 s; a restart closes the socket at once.
+        for key, value in (("keepalives", 1), ("keepalives_idle", 10),
+                           ("keepalives_interval", 5), ("keepalives_count", 3)):
+            options.setdefault(key, value)
+        wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options}
+        self._wrapper = wrapper
+        wrapper.ensure_connection()
+        raw = wrapper.connection
+        raw.autocommit = True
+        with raw.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+        self._ready.set()
+        self.waiters.wake_all()
+        if hasattr(raw, "notifies") and callable(raw.notifies):
+            self._read_psycopg3(raw)
+        else:
+            self._read_psycopg2(raw)
+
+    def _dispatch(self, payloads: list[str]) -> None:
+        if payloads:
+            self.waiters.notify(payloads)
+
+    def _read_psycopg3(self, raw: Any) -> None:
+        while not self._stop.is_set():
+            payloads = [n.payload for n in raw.notifies(timeout=1.0, stop_after=256)]
+            if raw.closed:
+                raise ConnectionError("the LISTEN connection closed")
+            self._dispatch(payloads)
+
+    def _read_psycopg2(self, raw: Any) -> None:  # pragma: no cover - psycopg2 only
+        import select  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            if select.select([raw], [], [], 1.0) == ([], [], []):
+                raw.poll()
+                continue
+            raw.poll()
+            payloads = [n.payload for n in raw.notifies]
+            raw.notifies.clear()
+            self._dispatch(payloads)

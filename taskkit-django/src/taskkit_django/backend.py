@@ -1,0 +1,842 @@
+"""``DjangoBackend``: the backend contract on the Django ORM (SQLite, PostgreSQL, MariaDB/MySQL).
+
+How each guarantee is kept:
+
+- **Claims** lock candidate rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL,
+  MariaDB, MySQL) inside a short transaction that ends before any handler runs; on SQLite the
+  transaction starts with ``BEGIN IMMEDIATE`` so claimers are serialised by the write lock.
+  When nothing is claimable a claim takes no lock at all (two indexed ``MIN`` reads).
+- **Time** is the database's clock (:func:`taskkit_django._db.now_sql`), unless a fake clock
+  is given for tests.
+- **Fencing**: every change of a claimed task filters by id, ``state = running`` and the
+  claim's token; zero rows changed means the lease was lost.
+- **Notifications** (PostgreSQL): ``pg_notify`` in the same transaction as the change; see
+  :mod:`taskkit_django._listen`. SQLite waits poll ``PRAGMA data_version`` (a counter read
+  without locks), MariaDB/MySQL back off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from functools import reduce
+from operator import or_
+from typing import Any, ClassVar
+
+from django.db import connections
+from django.db.models import Case, Count, F, FloatField, Min, Q, QuerySet, Value, When
+from django.db.models.expressions import Combinable, RawSQL
+from django.db.models.functions import Least
+from taskkit._task import (
+    CancelResult,
+    Claim,
+    ClaimBatch,
+    ControlEvent,
+    ControlKind,
+    LeaseStatus,
+    Outcome,
+    QueueStats,
+    Task,
+    TaskState,
+)
+from taskkit.backend import Backend
+from taskkit.clock import Clock
+from taskkit.errors import ConfigurationError, LeaseLost
+
+from . import _db
+from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX, Listener
+
+__all__ = ["DjangoBackend"]
+
+log = logging.getLogger("taskkit.django")
+
+_RUNNING = TaskState.RUNNING.value
+_QUEUED = TaskState.QUEUED.value
+_DEAD = TaskState.DEAD.value
+_FINISHED_STATES = [s.value for s in TaskState if s.finished]
+#: Keeps ``__in`` lists under every database's parameter limit.
+_CHUNK = 500
+#: A schedule mark that exists only to be compare-and-set; reads as "never fired".
+_NO_MARK = -1e300
+_SWEEP_EVERY = 60.0
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _models() -> Any:
+    from . import models  # noqa: PLC0415 - needs the app registry, which may load later
+
+    return models
+
+
+class DjangoBackend(Backend):
+    """Tasks in the tables of the ``taskkit`` app, on the database alias ``using``.
+
+    :param using: the ``DATABASES`` alias.
+    :param clock: a fake clock for tests; by default every time decision uses the database's
+        clock.
+    :param dead_letter_limit: the most dead letters kept (older ones are deleted first).
+    :param control_kept: how many recent control events are kept.
+    :param url: set by the embedded mode (``sqlite://…`` etc.) so that a copy in another
+        process can configure Django the same way.
+
+    ``DjangoBackend(using=...)`` returns the PostgreSQL flavour (with LISTEN/NOTIFY) when the
+    alias is a PostgreSQL database.
+    """
+
+    name: ClassVar[str] = "django"
+    supports_processes: ClassVar[bool] = True
+    supports_transactional_put: ClassVar[bool] = True
+    supports_fake_clock: ClassVar[bool] = True
+
+    def __new__(cls, using: str = "default", **options: Any) -> DjangoBackend:
+        if cls is DjangoBackend:
+            _require_app()
+            if _db.vendor(using) == "postgresql":
+                cls = PostgresBackend
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        using: str = "default",
+        *,
+        clock: Clock | None = None,
+        dead_letter_limit: int = 10_000,
+        control_kept: int = 100,
+        url: str | None = None,
+    ) -> None:
+        _require_app()
+        if using not in connections:
+            raise ConfigurationError(f"no database alias {using!r} in settings.DATABASES")
+        self.using = using
+        self.clock = clock
+        self.dead_letter_limit = dead_letter_limit
+        self.control_kept = control_kept
+        self.url = url
+        self.vendor = _db.vendor(using)
+        _db.now_sql(using)  # refuses unsupported databases now rather than at first use
+        self._seen: dict[tuple[str, int], int] = {}
+        self._last_sweep = 0.0
+        self._data_versions: dict[int, int] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {
+            "clock": self.clock,
+            "dead_letter_limit": self.dead_letter_limit,
+            "control_kept": self.control_kept,
+        }
+        return (_rebuild, (self.url, self.using, options))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} using={self.using!r} ({self.vendor})>"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _tasks(self) -> QuerySet[Any]:
+        return _models().TaskRecord.objects.using(self.using)
+
+    def _now_expr(self) -> Combinable:
+        if self.clock is not None:
+            return Value(self.clock.time(), output_field=FloatField())
+        return RawSQL(_db.now_sql(self.using), (), output_field=FloatField())
+
+    def _live(self) -> Q:
+        """Records whose TTL has not run out (expired ones count as gone)."""
+        return Q(expires__isnull=True) | Q(expires__gt=self._now_expr())
+
+    def _run(self, fn: Any) -> Any:
+        return _db.run(self.using, fn)
+
+    def _notify(self, payloads: Iterable[str]) -> None:
+        """Announce changes; PostgreSQL only, inside the current transaction."""
+
+    def _notify_work(self, groups: Iterable[str]) -> None:
+        self._notify(WORK_PREFIX + g for g in set(groups))
+
+    def _notify_outcomes(self, task_ids: Iterable[str]) -> None:
+        self._notify(OUTCOME_PREFIX + t for t in task_ids)
+
+    def now(self) -> float:
+        if self.clock is not None:
+            return self.clock.time()
+        return float(self._run(lambda _replaying: _db.db_now(self.using)))
+
+    def _now_value(self) -> float:
+        return self.clock.time() if self.clock is not None else _db.db_now(self.using)
+
+    # ------------------------------------------------------------------ producers
+
+    def put(self, tasks: Sequence[Task]) -> list[bool]:
+        if not tasks:
+            return []
+        first: dict[str, int] = {}
+        for i, task in enumerate(tasks):
+            first.setdefault(task.id, i)
+        unique = [tasks[i] for i in sorted(first.values())]
+
+        def op(replaying: bool) -> set[str]:
+            nonce = uuid.uuid4().hex
+            with _db.write_transaction(self.using):
+                inserted = self._insert(unique, nonce)
+                missing = [t.id for t in unique if t.id not in inserted]
+                if missing and self._delete_expired(missing):
+                    inserted |= self._insert([t for t in unique if t.id in set(missing)], nonce)
+                self._notify_work(t.group for t in unique if t.id in inserted)
+            return inserted
+
+        inserted: set[str] = self._run(op)
+        return [t.id in inserted and first[t.id] == i for i, t in enumerate(tasks)]
+
+    def _insert(self, tasks: Sequence[Task], nonce: str) -> set[str]:
+        """Insert-or-ignore ``tasks``; returns the ids this call stored.
+
+        The insert marks its rows with ``nonce`` in the (still unused) token column, so the
+        ids that are new can be read back even when a concurrent put raced for the same id.
+        """
+        record = _models().TaskRecord
+        rows = [
+            record(
+                id=t.id,
+                group=t.group,
+                name=t.name,
+                data=t.data,
+                state=_QUEUED,
+                due=t.due,
+                created=t.created,
+                scheduled=t.scheduled,
+                retry_count=t.retry_count,
+                ttl=t.ttl,
+                timeout=t.timeout,
+                deliveries=0,
+                token=nonce,
+            )
+            for t in tasks
+        ]
+        self._tasks().bulk_create(rows, ignore_conflicts=True, batch_size=_CHUNK)
+        stored: set[str] = set()
+        for chunk in _chunks([t.id for t in tasks]):
+            stored.update(
+                self._tasks().filter(id__in=chunk, token=nonce).values_list("id", flat=True)
+            )
+        return stored
+
+    def _delete_expired(self, ids: Sequence[str]) -> int:
+        deleted = 0
+        for chunk in _chunks(ids):
+            deleted += self._tasks().filter(id__in=chunk, expires__lte=self._now_expr()).delete()[0]
+        return deleted
+
+    def put_scheduled(self, task: Task, scheduler: str, key: str, point: float) -> bool:
+        marks = _models().ScheduleMark.objects.using(self.using)
+
+        class _AlreadyFired(Exception):
+            pass
+
+        def op(replaying: bool) -> bool:
+            try:
+                with _db.write_transaction(self.using):
+                    marks.bulk_create(
+                        [_models().ScheduleMark(scheduler=scheduler, key=key, point=_NO_MARK)],
+                        ignore_conflicts=True,
+                    )
+                    # The compare-and-set: a second replica, or a late paused one, matches
+                    # no row here (PostgreSQL and InnoDB re-check the condition on the row
+                    # version the first writer committed).
+                    if not marks.filter(scheduler=scheduler, key=key, point__lt=point).update(
+                        point=point
+                    ):
+                        raise _AlreadyFired
+                    self._delete_expired([task.id])
+                    if not self._insert([task], uuid.uuid4().hex):
+                        raise _AlreadyFired  # rolls the mark back: the id exists
+                    self._notify_work([task.group])
+            except _AlreadyFired:
+                return False
+            return True
+
+        return bool(self._run(op))
+
+    def get_schedule_mark(self, scheduler: str, key: str) -> float | None:
+        marks = _models().ScheduleMark.objects.using(self.using)
+
+        def op(replaying: bool) -> float | None:
+            return marks.filter(scheduler=scheduler, key=key).values_list("point", flat=True).first()
+
+        point = self._run(op)
+        return None if point is None or point <= _NO_MARK else float(point)
+
+    # ------------------------------------------------------------------ workers
+
+    def _before_claim(self, group: str) -> None:
+        """Remember what the thread has seen, so :meth:`wait_for_work` misses nothing."""
+        if self.vendor == "sqlite":
+            self._data_versions[threading.get_ident()] = self._data_version()
+
+    def claim(
+        self,
+        group: str,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_deliveries: int,
+    ) -> ClaimBatch:
+        self._maybe_sweep()
+
+        def op(replaying: bool) -> ClaimBatch:
+            self._before_claim(group)
+            now = self._now_value()
+            base = self._tasks().filter(group=group)
+            # The idle path reads two indexed minimums and takes no lock at all.
+            next_due = self._next_due(base, ())
+            if limit < 1 or next_due is None or next_due > now:
+                return ClaimBatch([], next_due, [])
+            with _db.write_transaction(self.using):
+                return self._claim_locked(base, worker_id, limit, lease_seconds, max_deliveries)
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    def _claim_locked(
+        self,
+        base: QuerySet[Any],
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_deliveries: int,
+    ) -> ClaimBatch:
+        now = self._now_value()
+        fields = ("id", "deliveries", "due", "created")
+        expired = list(
+            base.filter(state=_RUNNING, lease_expires__lte=now)
+            .select_for_update(skip_locked=True)
+            .order_by("lease_expires", "id")
+            .values_list(*fields)[: limit + 100]
+        )
+        queued = list(
+            base.filter(state=_QUEUED, due__lte=now)
+            .select_for_update(skip_locked=True)
+            .order_by("due", "created", "id")
+            .values_list(*fields)[:limit]
+        )
+        dead_ids = [row[0] for row in expired if row[1] >= max_deliveries]
+        candidates = [row for row in expired if row[1] < max_deliveries] + queued
+        candidates.sort(key=lambda row: (row[2], row[3], row[0]))
+        chosen = [row[0] for row in candidates[:limit]]
+        next_due = self._next_due(base, chosen + dead_ids)
+
+        dead: list[Outcome] = []
+        if dead_ids:
+            self._tasks().filter(id__in=dead_ids).update(
+                state=_DEAD,
+                error="worker lost",
+                finished=now,
+                expires=Value(now) + F("ttl"),
+                worker_id=None,
+                lease_expires=None,
+                cancel_requested=False,
+            )
+            dead = [_outcome(r) for r in self._tasks().filter(id__in=dead_ids)]
+            self._notify_outcomes(dead_ids)
+            self._trim_dead_letters()
+
+        claims: list[Claim] = []
+        if chosen:
+            # One token per task (workers key their bookkeeping by token), set in one UPDATE.
+            tokens = {task_id: uuid.uuid4().hex for task_id in chosen}
+            lease_expires = now + lease_seconds
+            self._tasks().filter(id__in=chosen).update(
+                state=_RUNNING,
+                token=Case(*(When(id=i, then=Value(t)) for i, t in tokens.items())),
+                worker_id=worker_id,
+                lease_expires=lease_expires,
+                deliveries=F("deliveries") + 1,
+            )
+            rows = {r.id: r for r in self._tasks().filter(id__in=chosen)}
+            claims = [Claim(_task(rows[i]), tokens[i], lease_expires, worker_id) for i in chosen]
+        return ClaimBatch(claims, next_due, dead)
+
+    def _next_due(self, base: QuerySet[Any], exclude: Sequence[str]) -> float | None:
+        """The earliest due time or lease expiry among pending tasks not in ``exclude``."""
+        queued = base.filter(state=_QUEUED)
+        running = base.filter(state=_RUNNING)
+        if exclude:
+            queued = queued.exclude(id__in=exclude)
+            running = running.exclude(id__in=exclude)
+        times = [
+            queued.aggregate(m=Min("due"))["m"],
+            running.aggregate(m=Min("lease_expires"))["m"],
+        ]
+        known = [float(t) for t in times if t is not None]
+        return min(known) if known else None
+
+    def _fenced(self, claims: Sequence[Claim]) -> Q:
+        return reduce(or_, (Q(id=c.task.id, token=c.token) for c in claims)) & Q(state=_RUNNING)
+
+    def renew(self, claims: Sequence[Claim], lease_seconds: float) -> list[LeaseStatus]:
+        if not claims:
+            return []
+
+        def op(replaying: bool) -> dict[str, bool]:
+            live: dict[str, bool] = {}
+            with _db.write_transaction(self.using):
+                expires = self._now_expr() + Value(lease_seconds)
+                for chunk in _chunks(claims, 200):
+                    cond = self._fenced(chunk)
+                    self._tasks().filter(cond).update(lease_expires=expires)
+                    live.update(self._tasks().filter(cond).values_list("id", "cancel_requested"))
+            return live
+
+        live: dict[str, bool] = self._run(op)
+        statuses = []
+        for claim in claims:
+            if claim.task.id not in live:
+                statuses.append(LeaseStatus.LOST)
+            elif live[claim.task.id]:
+                statuses.append(LeaseStatus.CANCEL_REQUESTED)
+            else:
+                statuses.append(LeaseStatus.OK)
+        return statuses
+
+    def _finish(
+        self, claim: Claim, state: TaskState, *, result: bytes | None = None, error: str | None = None
+    ) -> None:
+        def op(replaying: bool) -> None:
+            with _db.write_transaction(self.using):
+                now = self._now_expr()
+                changed = self._tasks().filter(self._fenced([claim])).update(
+                    state=state.value,
+                    result=result,
+                    error=error,
+                    finished=now,
+                    expires=now + F("ttl"),
+                    worker_id=None,
+                    lease_expires=None,
+                    cancel_requested=False,
+                )
+                if not changed and not (replaying and self._replayed(claim, state)):
+                    raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
+                self._notify_outcomes([claim.task.id])
+
+        self._run(op)
+
+    def _replayed(self, claim: Claim, state: TaskState) -> bool:
+        """After a reconnect: did our first attempt already commit this very change?"""
+        return bool(
+            self._tasks().filter(id=claim.task.id, token=claim.token, state=state.value).exists()
+        )
+
+    def complete(self, claim: Claim, result: bytes) -> None:
+        self._finish(claim, TaskState.SUCCEEDED, result=result)
+
+    def fail(self, claim: Claim, error: str) -> None:
+        self._finish(claim, TaskState.FAILED, error=error)
+
+    def discard(self, claim: Claim, reason: str) -> None:
+        self._finish(claim, TaskState.DISCARDED, error=reason)
+
+    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
+        self._finish(claim, TaskState.CANCELLED, error=reason)
+
+    def retry(self, claim: Claim, due: float, error: str) -> None:
+        def op(replaying: bool) -> None:
+            with _db.write_transaction(self.using):
+                # The token stays on the queued row so that a replay can recognise its own
+                # write; fenced changes also require state = running, so it grants nothing.
+                changed = self._tasks().filter(self._fenced([claim])).update(
+                    state=_QUEUED,
+                    due=due,
+                    retry_count=F("retry_count") + 1,
+                    deliveries=0,
+                    error=error,
+                    worker_id=None,
+                    lease_expires=None,
+                )
+                if not changed and not (replaying and self._replayed(claim, TaskState.QUEUED)):
+                    raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
+                self._notify_work([claim.task.group])
+
+        self._run(op)
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
+
+        def op(replaying: bool) -> None:
+            with _db.write_transaction(self.using):
+                for chunk in _chunks(claims, 200):
+                    self._tasks().filter(self._fenced(chunk)).update(
+                        state=_QUEUED,
+                        deliveries=F("deliveries") - 1,
+                        worker_id=None,
+                        lease_expires=None,
+                    )
+                self._notify_work(c.task.group for c in claims)
+
+        self._run(op)
+
+    def release_worker(self, worker_id: str) -> int:
+        def op(replaying: bool) -> int:
+            with _db.write_transaction(self.using):
+                held = self._tasks().filter(state=_RUNNING, worker_id=worker_id)
+                groups = set(held.values_list("group", flat=True).distinct())
+                count = held.update(lease_expires=Least(F("lease_expires"), self._now_expr()))
+                self._notify_work(groups)
+            return count
+
+        return int(self._run(op))
+
+    def wait_for_work(self, group: str, timeout: float) -> None:
+        if self.vendor == "sqlite":
+            seen = self._data_versions.get(threading.get_ident())
+            if seen is not None:
+                self._wait_data_version(seen, timeout)
+                return
+        super().wait_for_work(group, timeout)
+
+    # ------------------------------------------------------------------ SQLite change polling
+
+    def _data_version(self) -> int:
+        """SQLite's per-connection counter of commits by *other* connections (no lock taken)."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("PRAGMA data_version")
+            return int(cursor.fetchone()[0])
+
+    def _wait_data_version(self, seen: int, timeout: float) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        delay = 0.002
+        while True:
+            try:
+                if self._run(lambda _r: self._data_version()) != seen:
+                    return True
+            except Exception:
+                log.debug("reading data_version failed", exc_info=True)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.02)
+
+    # ------------------------------------------------------------------ results
+
+    def get_outcome(self, task_id: str) -> Outcome | None:
+        def op(replaying: bool) -> Outcome | None:
+            row = self._tasks().filter(self._live(), id=task_id).first()
+            return None if row is None else _outcome(row)
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    def wait_for_outcome(self, task_id: str, timeout: float) -> Outcome | None:
+        if self.vendor != "sqlite":
+            return super().wait_for_outcome(task_id, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._run(lambda _r: self._data_version())
+            outcome = self.get_outcome(task_id)
+            remaining = deadline - time.monotonic()
+            if outcome is None or outcome.state.finished or remaining <= 0:
+                return outcome
+            self._wait_data_version(seen, remaining)
+
+    # ------------------------------------------------------------------ control
+
+    def cancel(self, task_id: str, reason: str = "cancelled") -> CancelResult:
+        def op(replaying: bool) -> CancelResult:
+            with _db.write_transaction(self.using):
+                now = self._now_expr()
+                row = self._tasks().filter(self._live(), id=task_id)
+                if row.filter(state=_QUEUED).update(
+                    state=TaskState.CANCELLED.value,
+                    error=reason,
+                    finished=now,
+                    expires=now + F("ttl"),
+                    worker_id=None,
+                    lease_expires=None,
+                    cancel_requested=False,
+                ):
+                    self._notify_outcomes([task_id])
+                    return CancelResult.CANCELLED
+                if row.filter(state=_RUNNING).update(cancel_requested=True):
+                    return CancelResult.REQUESTED
+                return CancelResult.FINISHED if row.exists() else CancelResult.NOT_FOUND
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    def publish_control(self, kind: ControlKind, groups: Sequence[str] | None) -> ControlEvent:
+        control = _models().ControlRecord
+
+        def op(replaying: bool) -> ControlEvent:
+            with _db.write_transaction(self.using):
+                rec = control.objects.using(self.using).create(
+                    kind=kind,
+                    groups=None if groups is None else " ".join(groups),
+                    created=self._now_value(),
+                )
+                control.objects.using(self.using).filter(
+                    seq__lte=rec.seq - self.control_kept
+                ).delete()
+            return _event(rec)
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    def read_control(self, after_seq: int) -> list[ControlEvent]:
+        control = _models().ControlRecord
+
+        def op(replaying: bool) -> list[ControlEvent]:
+            rows = control.objects.using(self.using).filter(seq__gt=after_seq).order_by("seq")
+            return [_event(r) for r in rows]
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ dead letters
+
+    def list_dead_letters(self, group: str | None = None, limit: int = 100) -> list[Outcome]:
+        def op(replaying: bool) -> list[Outcome]:
+            rows = self._tasks().filter(self._live(), state=_DEAD)
+            if group is not None:
+                rows = rows.filter(group=group)
+            return [_outcome(r) for r in rows.order_by("-finished", "id")[:limit]]
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    def requeue_dead_letter(self, task_id: str) -> bool:
+        def op(replaying: bool) -> bool:
+            with _db.write_transaction(self.using):
+                row = self._tasks().filter(self._live(), id=task_id, state=_DEAD)
+                group = row.values_list("group", flat=True).first()
+                if group is None:
+                    return False
+                row.update(
+                    state=_QUEUED,
+                    due=self._now_expr(),
+                    deliveries=0,
+                    error=None,
+                    finished=None,
+                    expires=None,
+                    worker_id=None,
+                    lease_expires=None,
+                    token=None,
+                )
+                self._notify_work([group])
+            return True
+
+        return bool(self._run(op))
+
+    def _trim_dead_letters(self) -> None:
+        dead = self._tasks().filter(state=_DEAD)
+        excess = dead.count() - self.dead_letter_limit
+        if excess > 0:
+            oldest = list(dead.order_by("finished", "id").values_list("id", flat=True)[:excess])
+            for chunk in _chunks(oldest):
+                self._tasks().filter(id__in=chunk).delete()
+
+    # ------------------------------------------------------------------ maintenance
+
+    def stats(self, group: str) -> QueueStats:
+        def op(replaying: bool) -> dict[str, int]:
+            rows = (
+                self._tasks()
+                .filter(group=group, state__in=[_QUEUED, _RUNNING])
+                .values("state")
+                .annotate(n=Count("id"))
+                .order_by()
+            )
+            return {r["state"]: r["n"] for r in rows}
+
+        counts: dict[str, int] = self._run(op)
+        return QueueStats(queued=counts.get(_QUEUED, 0), running=counts.get(_RUNNING, 0))
+
+    def purge(self, finished_before: float) -> int:
+        return sum(self.purge_batches(finished_before))
+
+    def purge_batches(self, finished_before: float, batch_size: int = 1000) -> Iterator[int]:
+        """Delete finished records older than ``finished_before`` in short batches.
+
+        Yields how many each batch deleted, so a caller can show progress; each batch is its
+        own transaction, so workers are never blocked for long.
+        """
+        finished = self._tasks().filter(state__in=_FINISHED_STATES, finished__lt=finished_before)
+        while True:
+
+            def op(replaying: bool) -> int:
+                ids = list(finished.order_by().values_list("id", flat=True)[:batch_size])
+                return self._tasks().filter(id__in=ids).delete()[0] if ids else 0
+
+            deleted = int(self._run(op))
+            if not deleted:
+                return
+            yield deleted
+
+    def count_purgeable(self, finished_before: float) -> int:
+        """How many records :meth:`purge` would delete now."""
+        return int(
+            self._tasks()
+            .filter(state__in=_FINISHED_STATES, finished__lt=finished_before)
+            .count()
+        )
+
+    def _maybe_sweep(self) -> None:
+        """Now and then delete a bounded batch of records whose TTL ran out."""
+        if time.monotonic() - self._last_sweep < _SWEEP_EVERY:
+            return
+        self._last_sweep = time.monotonic()
+
+        def op(replaying: bool) -> int:
+            ids = list(
+                self._tasks()
+                .filter(expires__lte=self._now_expr())
+                .values_list("id", flat=True)[:_CHUNK]
+            )
+            return self._tasks().filter(id__in=ids).delete()[0] if ids else 0
+
+        try:
+            self._run(op)
+        except Exception:
+            log.warning("taskkit: deleting expired task records failed", exc_info=True)
+
+    def check(self) -> list[str]:
+        warnings: list[str] = []
+        if self.vendor == "sqlite":
+            with connections[self.using].cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode")
+                mode = str(cursor.fetchone()[0]).lower()
+            if mode != "wal":
+                warnings.append(
+                    f"SQLite database {self.using!r} is in {mode!r} journal mode; WAL lets "
+                    "readers and the writer work at once (PRAGMA journal_mode=WAL)"
+                )
+        return warnings
+
+    def close(self) -> None:
+        connections[self.using].close()
+
+
+class PostgresBackend(DjangoBackend):
+    """The PostgreSQL flavour: waits block on ``LISTEN`` instead of backing off."""
+
+    supports_notifications: ClassVar[bool] = True
+
+    def __init__(self, using: str = "default", **options: Any) -> None:
+        super().__init__(using, **options)
+        self._listener = Listener(using)
+
+    def _notify(self, payloads: Iterable[str]) -> None:
+        payloads = list(payloads)
+        if not payloads:
+            return
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [CHANNEL, payloads]
+            )
+
+    def _before_claim(self, group: str) -> None:
+        listener = self._listener
+        ident = threading.get_ident()
+        if listener.ensure_started(wait=0.0 if listener.ready else 2.0):
+            self._seen[(group, ident)] = listener.waiters.watch(WORK_PREFIX + group)
+            listener.waiters.unwatch(WORK_PREFIX + group)
+        else:
+            self._seen.pop((group, ident), None)
+
+    def wait_for_work(self, group: str, timeout: float) -> None:
+        seen = self._seen.get((group, threading.get_ident()))
+        if seen is None or not self._listener.ready:
+            time.sleep(max(0.0, min(timeout, 0.05)))
+            return
+        self._listener.waiters.wait(WORK_PREFIX + group, seen, timeout)
+
+    def wait_for_outcome(self, task_id: str, timeout: float) -> Outcome | None:
+        listener = self._listener
+        if not listener.ensure_started(wait=0.0 if listener.ready else 2.0):
+            return Backend.wait_for_outcome(self, task_id, timeout)
+        key = OUTCOME_PREFIX + task_id
+        deadline = time.monotonic() + timeout
+        seen = listener.waiters.watch(key)
+        try:
+            while True:
+                outcome = self.get_outcome(task_id)
+                remaining = deadline - time.monotonic()
+                if outcome is None or outcome.state.finished or remaining <= 0:
+                    return outcome
+                if listener.ready:
+                    listener.waiters.wait(key, seen, remaining)
+                else:
+                    time.sleep(min(0.05, remaining))
+                seen = listener.waiters.watch(key)
+                listener.waiters.unwatch(key)
+        finally:
+            listener.waiters.unwatch(key)
+
+    def close(self) -> None:
+        self._listener.stop()
+        super().close()
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _task(row: Any) -> Task:
+    return Task(
+        id=row.id,
+        group=row.group,
+        name=row.name,
+        data=bytes(row.data),
+        due=float(row.due),
+        created=float(row.created),
+        scheduled=None if row.scheduled is None else float(row.scheduled),
+        retry_count=int(row.retry_count),
+        ttl=float(row.ttl),
+        timeout=None if row.timeout is None else float(row.timeout),
+        deliveries=int(row.deliveries),
+    )
+
+
+def _outcome(row: Any) -> Outcome:
+    state = TaskState(row.state)
+    return Outcome(
+        task=_task(row),
+        state=state,
+        result=bytes(row.result) if state is TaskState.SUCCEEDED and row.result is not None else None,
+        error=row.error,
+        finished=None if row.finished is None or not state.finished else float(row.finished),
+    )
+
+
+def _event(rec: Any) -> ControlEvent:
+    groups = None if rec.groups is None else tuple(rec.groups.split())
+    return ControlEvent(seq=int(rec.seq), kind=rec.kind, groups=groups, created=float(rec.created))
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def _require_app() -> None:
+    from django.apps import apps  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+
+    if not settings.configured:
+        raise ConfigurationError(
+            "Django settings are not configured: set DJANGO_SETTINGS_MODULE, or use a "
+            "database URL (sqlite:///path/to/db.sqlite3) for the embedded mode"
+        )
+    if not apps.ready:
+        import django  # noqa: PLC0415
+
+        django.setup()
+    if not apps.is_installed("taskkit_django") and not apps.is_installed("taskkit.contrib.django"):
+        raise ConfigurationError(
+            "add 'taskkit_django' (or 'taskkit.contrib.django') to INSTALLED_APPS"
+        )
+
+
+def _rebuild(url: str | None, using: str, options: dict[str, Any]) -> DjangoBackend:
+    """Unpickle: configure Django as the original process did, then build a fresh backend."""
+    if url is not None:
+        from ._standalone import configure  # noqa: PLC0415
+
+        using = configure(url)
+    return DjangoBackend(using, url=url, **options)
