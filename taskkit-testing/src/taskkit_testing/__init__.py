@@ -1,0 +1,98 @@
+"""taskkit-testing: the conformance kit that certifies a taskkit backend.
+
+A backend author's whole conformance file::
+
+    import functools
+    import pytest
+    from taskkit_testing import BackendTests
+    from my_backend import MyBackend
+
+    @pytest.fixture
+    def backend_factory(tmp_path):
+        return functools.partial(MyBackend, tmp_path / "tasks.db")
+
+    class TestMyBackend(BackendTests):
+        pass
+
+Names are imported lazily, so that loading the pytest plugin (this package's ``plugin``
+module) registers assertion rewriting before the suite modules are imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "1.0.0a1"
+
+if TYPE_CHECKING:
+    from taskkit.clock import FakeClock
+
+    from ._base import BackendPool, KitSettings, KitTestBase, Timing
+    from .helpers import Ledger, LedgerLine, TaskMaker, unique_name, violated, wait_until
+    from .suite import (
+        BackendTests,
+        BadInputTests,
+        CancelTests,
+        ConcurrencyTests,
+        ControlEventTests,
+        DeadLetterTests,
+        EnqueueTests,
+        FencingTests,
+        LeaseTests,
+        RecoveryTests,
+        ResultTests,
+        RetryTests,
+        SchedulingTests,
+        SerializationTests,
+        WaitingTests,
+    )
+
+_EXPORTS = {
+    "FakeClock": "taskkit.clock",
+    "BackendPool": "taskkit_testing._base",
+    "KitSettings": "taskkit_testing._base",
+    "KitTestBase": "taskkit_testing._base",
+    "Timing": "taskkit_testing._base",
+    "Ledger": "taskkit_testing.helpers",
+    "LedgerLine": "taskkit_testing.helpers",
+    "TaskMaker": "taskkit_testing.helpers",
+    "unique_name": "taskkit_testing.helpers",
+    "violated": "taskkit_testing.helpers",
+    "wait_until": "taskkit_testing.helpers",
+    **{
+        name: "taskkit_testing.suite"
+        for name in (
+            "BackendTests",
+            "BadInputTests",
+            "CancelTests",
+            "ConcurrencyTests",
+            "ControlEventTests",
+            "DeadLetterTests",
+            "EnqueueTests",
+            "FencingTests",
+            "LeaseTests",
+            "RecoveryTests",
+            "ResultTests",
+            "RetryTests",
+            "SchedulingTests",
+            "SerializationTests",
+            "WaitingTests",
+        )
+    },
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskkit_testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,81 @@
+"""The conformance suite, one module per topic, and :class:`BackendTests` combining them.
+
+Subclass :class:`BackendTests` for everything, or pick topic classes (``LeaseTests``,
+``FencingTests``, ...) to run a part.
+"""
+
+from __future__ import annotations
+
+from .bad_input import BadInputTests
+from .concurrency import ConcurrencyTests
+from .control import CancelTests, ControlEventTests
+from .dead_letters import DeadLetterTests, RetryTests
+from .enqueue import EnqueueTests
+from .fencing import FencingTests
+from .leases import LeaseTests
+from .recovery import RecoveryTests
+from .results import ResultTests, WaitingTests
+from .scheduling import SchedulingTests
+from .serialization import SerializationTests
+
+__all__ = [
+    "BackendTests",
+    "BadInputTests",
+    "CancelTests",
+    "ConcurrencyTests",
+    "ControlEventTests",
+    "DeadLetterTests",
+    "EnqueueTests",
+    "FencingTests",
+    "LeaseTests",
+    "RecoveryTests",
+    "ResultTests",
+    "RetryTests",
+    "SchedulingTests",
+    "SerializationTests",
+    "TOPICS",
+    "WaitingTests",
+]
+
+#: Every topic class, in the order ``BackendTests`` runs them.
+TOPICS = (
+    EnqueueTests,
+    LeaseTests,
+    FencingTests,
+    ResultTests,
+    WaitingTests,
+    RetryTests,
+    DeadLetterTests,
+    CancelTests,
+    ControlEventTests,
+    SchedulingTests,
+    SerializationTests,
+    BadInputTests,
+    ConcurrencyTests,
+    RecoveryTests,
+)
+
+
+class BackendTests(
+    EnqueueTests,
+    LeaseTests,
+    FencingTests,
+    ResultTests,
+    WaitingTests,
+    RetryTests,
+    DeadLetterTests,
+    CancelTests,
+    ControlEventTests,
+    SchedulingTests,
+    SerializationTests,
+    BadInputTests,
+    ConcurrencyTests,
+    RecoveryTests,
+):
+    """The whole conformance kit. Subclass it and provide a ``backend_factory`` fixture::
+
+        class TestMyBackend(BackendTests):
+            @pytest.fixture
+            def backend_factory(self, tmp_path):
+                return functools.partial(MyBackend, tmp_path / "db")
+    """

@@ -1,0 +1,194 @@
+"""Claims and leases: tokens, expiry on the backend's clock, renewal, bulk claims, release."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskkit import Backend, LeaseStatus, TaskState
+
+from .._base import BackendPool, KitTestBase, Timing
+from ..helpers import TaskMaker, violated
+
+__all__ = ["LeaseTests"]
+
+
+class LeaseTests(KitTestBase):
+    """A claim hands a task to one worker under a lease that only the backend's clock ends."""
+
+    def test_claim_hands_out_a_lease(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        task = tasks.one()
+        backend.put([task])
+        before = timing.now()
+        (claim,) = backend.claim(task.group, "worker-1", 1, 60.0, 3).claims
+        after = timing.now()
+        assert claim.task.id == task.id and claim.worker_id == "worker-1"
+        assert claim.token, violated("a claim must carry a fencing token")
+        assert claim.task.deliveries == 1, violated("a claim must count the delivery")
+        assert before + 60.0 - 1e-3 <= claim.lease_expires <= after + 60.0 + 1e-3, violated(
+            "a lease must expire lease_seconds after the claim, on the backend's clock"
+        )
+        outcome = backend.get_outcome(task.id)
+        assert outcome is not None and outcome.state is TaskState.RUNNING
+        assert outcome.task.deliveries == 1
+
+    def test_leased_task_is_not_claimable(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, second = backends.primary, backends.new()
+        task = tasks.one()
+        first.put([task])
+        (claim,) = first.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        batch = second.claim(task.group, "w2", 5, timing.long_lease, 3)
+        assert batch.claims == [], violated("a task held under a valid lease was claimed again")
+        assert batch.next_due == pytest.approx(claim.lease_expires, abs=1e-3), violated(
+            "claim's next_due must name the expiry of the earliest lease"
+        )
+
+    def test_expired_lease_is_claimable_by_another_worker(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, second = backends.primary, backends.new()
+        task = tasks.one()
+        first.put([task])
+        (old,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        timing.advance_past(old.lease_expires)
+        batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
+        assert [c.task.id for c in batch.claims] == [task.id], violated(
+            "a task whose lease expired was not claimable by another worker"
+        )
+        new = batch.claims[0]
+        assert new.token != old.token, violated("a reclaim must issue a new fencing token")
+        assert new.worker_id == "w2"
+        assert new.task.deliveries == 2, violated("a reclaim must count another delivery")
+
+    def test_lease_is_not_expired_early(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, second = backends.primary, backends.new()
+        task = tasks.one()
+        first.put([task])
+        (claim,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
+        checked_at = timing.now()
+        if checked_at < claim.lease_expires:
+            assert batch.claims == [], violated("a lease was taken over before it expired")
+
+    def test_renew_extends_the_lease(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, second = backends.primary, backends.new()
+        task = tasks.one()
+        first.put([task])
+        (claim,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        assert first.renew([claim], timing.long_lease) == [LeaseStatus.OK], violated(
+            "renewing a current claim must answer OK"
+        )
+        timing.advance_past(claim.lease_expires)
+        assert second.claim(task.group, "w2", 1, timing.long_lease, 3).claims == [], violated(
+            "a renewed lease expired at its old time (renew did not extend it)"
+        )
+        first.complete(claim, b"ok")
+
+    def test_renew_answers_each_claim_in_order(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        made = tasks.many(3)
+        backend.put(made)
+        claims = backend.claim(made[0].group, "w1", 3, timing.long_lease, 3).claims
+        backend.complete(claims[1], b"")
+        assert backend.renew(claims, timing.long_lease) == [
+            LeaseStatus.OK,
+            LeaseStatus.LOST,
+            LeaseStatus.OK,
+        ], violated("renew must answer each claim, in order; a finished task's claim is LOST")
+        assert backend.renew([], timing.long_lease) == []
+
+    def test_bulk_claim_respects_the_limit(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        made = tasks.many(10)
+        backend.put(made)
+        sizes, seen = [], set()
+        for _ in range(4):
+            batch = backend.claim(made[0].group, "w1", 4, timing.long_lease, 3)
+            sizes.append(len(batch.claims))
+            seen.update(c.task.id for c in batch.claims)
+            if len(batch.claims) == 4:
+                assert batch.next_due is not None and batch.next_due <= timing.now(), violated(
+                    "when a claim stops at its limit with more work ready, next_due must be now"
+                )
+        assert sizes == [4, 4, 2, 0], violated("a claim must take at most `limit` tasks")
+        assert seen == {t.id for t in made}
+
+    def test_bulk_claim_tokens_are_distinct(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        made = tasks.many(6)
+        backend.put(made)
+        claims = backend.claim(made[0].group, "w1", 6, timing.long_lease, 3).claims
+        assert len({c.token for c in claims}) == 6, violated("each claim needs its own token")
+
+    def test_release_hands_the_task_back_uncounted(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, second = backends.primary, backends.new()
+        task = tasks.one()
+        first.put([task])
+        (claim,) = first.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        first.release([claim])
+        outcome = first.get_outcome(task.id)
+        assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
+            "release must put the task back to QUEUED"
+        )
+        batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
+        assert [c.task.id for c in batch.claims] == [task.id], violated(
+            "a released task must be claimable at once"
+        )
+        assert batch.claims[0].task.deliveries == 1, violated(
+            "release must not count the delivery it hands back"
+        )
+        first.release([claim])  # stale now: ignored
+        outcome = first.get_outcome(task.id)
+        assert outcome is not None and outcome.state is TaskState.RUNNING, violated(
+            "release with a stale token must change nothing"
+        )
+
+    def test_release_worker_expires_its_leases_now(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, second = backends.primary, backends.new()
+        made = tasks.many(4)
+        first.put(made)
+        dead = first.claim(made[0].group, "dead-worker", 3, timing.long_lease, 3).claims
+        alive = first.claim(made[0].group, "live-worker", 1, timing.long_lease, 3).claims
+        assert second.release_worker("dead-worker") == 3, violated(
+            "release_worker must report how many leases it expired"
+        )
+        batch = second.claim(made[0].group, "rescuer", 10, timing.long_lease, 3)
+        assert sorted(c.task.id for c in batch.claims) == sorted(c.task.id for c in dead), violated(
+            "after release_worker the dead worker's tasks must be claimable at once, and only they"
+        )
+        assert all(c.task.deliveries == 2 for c in batch.claims), violated(
+            "release_worker must keep the lost deliveries counted"
+        )
+        assert second.release_worker("dead-worker") == 0
+        assert second.release_worker("nobody") == 0
+        first.complete(alive[0], b"")
+
+    def test_next_due_names_the_earliest_pending_time(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        leased = tasks.one()
+        backend.put([leased])
+        (claim,) = backend.claim(leased.group, "w1", 1, timing.long_lease, 3).claims
+        later = tasks.one(delay=timing.long_lease + 100)
+        sooner = tasks.one(delay=timing.long_lease / 2)
+        backend.put([later, sooner])
+        batch = backend.claim(leased.group, "w2", 5, timing.long_lease, 3)
+        assert batch.claims == []
+        assert batch.next_due == pytest.approx(min(sooner.due, claim.lease_expires), abs=1e-3), (
+            violated("next_due must be the earliest of the delayed due times and lease expiries")
+        )
+        backend.complete(claim, b"")

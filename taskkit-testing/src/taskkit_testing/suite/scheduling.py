@@ -1,0 +1,119 @@
+"""Scheduling: ``put_scheduled`` fires each schedule point exactly once, with no leader."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from taskkit import Backend, Task, TaskState
+
+from .._base import BackendPool, KitSettings, KitTestBase, Timing
+from ..helpers import TaskMaker, violated
+
+__all__ = ["SchedulingTests"]
+
+
+def point_task(tasks: TaskMaker, scheduler: str, key: str, point: float) -> Task:
+    """The task a scheduler makes for one point: its id derives from (scheduler, key, point)."""
+    return tasks.one(task_id=f"{scheduler}.{key}.{point:.3f}", due=point, name=key).evolve(
+        scheduled=point
+    )
+
+
+class SchedulingTests(KitTestBase):
+    """The compare-and-set behind leaderless scheduler replicas."""
+
+    def test_a_point_fires_once(self, backend: Backend, tasks: TaskMaker, timing: Timing) -> None:
+        point = float(int(timing.now()))
+        task = point_task(tasks, "sched-a", "every-5s", point)
+        assert backend.get_schedule_mark("sched-a", "every-5s") is None
+        assert backend.put_scheduled(task, "sched-a", "every-5s", point) is True
+        assert backend.get_schedule_mark("sched-a", "every-5s") == point
+        assert backend.put_scheduled(task, "sched-a", "every-5s", point) is False, violated(
+            "a schedule point was fired twice"
+        )
+        outcome = backend.get_outcome(task.id)
+        assert outcome is not None and outcome.state is TaskState.QUEUED
+        assert outcome.task.scheduled == point, violated("a fired task keeps its schedule point")
+
+    def test_a_late_write_of_an_older_point_is_rejected(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        base = float(int(timing.now()))
+        newer = point_task(tasks, "sched-a", "k", base + 10)
+        older = point_task(tasks, "sched-a", "k", base)
+        assert backend.put_scheduled(newer, "sched-a", "k", base + 10) is True
+        assert backend.put_scheduled(older, "sched-a", "k", base) is False, violated(
+            "a paused replica's late write of an older schedule point was accepted"
+        )
+        assert backend.get_outcome(older.id) is None, violated(
+            "a rejected schedule point still stored its task"
+        )
+        assert backend.get_schedule_mark("sched-a", "k") == base + 10, violated(
+            "a schedule mark moved backwards"
+        )
+
+    def test_an_existing_task_id_is_not_fired_again(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        point = float(int(timing.now()))
+        task = point_task(tasks, "sched-a", "k", point)
+        backend.put([task])
+        assert backend.put_scheduled(task, "sched-a", "k", point) is False, violated(
+            "put_scheduled fired a task whose id already existed"
+        )
+        assert backend.get_schedule_mark("sched-a", "k") is None, violated(
+            "a put_scheduled that fired nothing advanced the mark"
+        )
+
+    def test_marks_are_kept_per_scheduler_and_entry(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        point = float(int(timing.now()))
+        for scheduler, key in [("s1", "a"), ("s1", "b"), ("s2", "a")]:
+            task = point_task(tasks, scheduler, key, point)
+            assert backend.put_scheduled(task, scheduler, key, point) is True, violated(
+                f"({scheduler}, {key}) did not fire: marks must be kept per scheduler and entry"
+            )
+        assert backend.get_schedule_mark("s1", "c") is None
+
+    def test_replicas_fire_each_point_exactly_once(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing, kit_settings: KitSettings
+    ) -> None:
+        points = [float(int(timing.now())) - 10_000 + 5 * i for i in range(kit_settings.size(60))]
+        entries = [("replicated", "every-5s"), ("replicated", "every-5s-b")]
+        replicas = [backends.new() for _ in range(3)]
+        fired: Counter[tuple[str, float]] = Counter()
+        lock = threading.Lock()
+        start = threading.Barrier(len(replicas))
+        errors: list[BaseException] = []
+
+        def replica(backend: Backend) -> None:
+            try:
+                start.wait()
+                for point in points:
+                    for scheduler, key in entries:
+                        task = point_task(tasks, scheduler, key, point)
+                        if backend.put_scheduled(task, scheduler, key, point):
+                            with lock:
+                                fired[(key, point)] += 1
+            except BaseException as exc:  # reported below; a thread must not die silently
+                errors.append(exc)
+
+        threads = [threading.Thread(target=replica, args=(b,)) for b in replicas]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(kit_settings.deadline(60.0))
+        assert not errors, f"a scheduler replica raised: {errors[0]!r}"
+        twice = {p: n for p, n in fired.items() if n > 1}
+        assert not twice, violated(
+            f"{len(twice)} schedule point(s) fired more than once by 3 replicas, e.g. {next(iter(twice))}"
+        )
+        missed = [(k, p) for p in points for _, k in entries if fired[(k, p)] == 0]
+        assert not missed, violated(f"{len(missed)} schedule point(s) never fired")
+        for point in points[:3] + points[-3:]:
+            for scheduler, key in entries:
+                assert replicas[0].get_outcome(point_task(tasks, scheduler, key, point).id), (
+                    violated("a fired schedule point stored no task")
+                )
