@@ -1,0 +1,626 @@
+"""``RedisBackend``: the taskkit backend contract on Redis (single node or Redis Cluster).
+
+Every state change is one Lua script (atomic, one round trip, loaded once and called by
+SHA); time decisions use Redis ``TIME``; keys carry a per-group hash tag so each script runs
+in one cluster slot. The key layout is documented in :mod:`taskkit_redis._keys`.
+
+Cluster mode differs in one respect: the id -> group index lives in a slot of its own, so
+the client maintains it with a second command next to the script (single-node mode does it
+inside the script). A crash between the two can leave an index entry without a TTL; it can
+never lose or duplicate a task.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import redis.exceptions
+from taskkit import (
+    Backend,
+    CancelResult,
+    Claim,
+    ClaimBatch,
+    ControlEvent,
+    LeaseStatus,
+    Outcome,
+    QueueStats,
+    Task,
+)
+from taskkit._task import ControlKind
+from taskkit.errors import BackendUnavailable, LeaseLost
+
+from ._codec import (
+    MalformedRecord,
+    claim_from_fields,
+    decode_fields,
+    outcome_from_fields,
+    task_args,
+)
+from ._config import RedisConfig, config_from_client, config_from_url
+from ._keys import KeyLayout
+from ._scripts import Scripts
+from ._waiting import WorkWaiter
+
+__all__ = ["RedisBackend"]
+
+log = logging.getLogger("taskkit.redis")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Control events kept (older ones are trimmed by the publishing script).
+CONTROL_EVENTS_KEPT = 100
+#: How long a worker's group index lives without a refresh, and how often it is refreshed.
+_WORKER_INDEX_TTL = 24 * 3600
+_WORKER_INDEX_REFRESH = 3600.0
+#: id -> group entries remembered by one backend instance.
+_GROUP_CACHE_SIZE = 10_000
+#: Redis times blocked commands out on its server cron (every 100 ms at the default hz 10),
+#: so a blocking call asks for this much less than the time left and never overruns it.
+_SERVER_TIMER_SLACK = 0.1
+
+_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
+
+_LEASE_STATUS = {0: LeaseStatus.LOST, 1: LeaseStatus.OK, 2: LeaseStatus.CANCEL_REQUESTED}
+
+
+def _translate_errors(method: F) -> F:
+    """Connection trouble surfaces as :class:`BackendUnavailable` (a ``ConnectionError``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise BackendUnavailable(f"Redis ({self.config.describe()}): {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisBackend(Backend):
+    """Tasks in Redis.
+
+    :param url: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS, certificate
+        and host name checked) or ``unix:///path/to/socket?db=0``. Query parameters
+        ``prefix`` and ``cluster=true`` are understood.
+    :param options: ``prefix`` (default ``"taskkit"``), ``cluster``, ``socket_timeout`` and
+        ``socket_connect_timeout`` (default 5 s), ``retries`` (reconnect attempts per command,
+        default 2), ``dead_letter_limit`` (per group, default 10,000),
+        ``dead_letter_max_age`` (seconds, default 7 days), and connection settings of
+        ``redis.Redis`` (``username``, ``password``, ``db``, ``ssl_ca_certs``,
+        ``ssl_certfile``, ``ssl_keyfile``, ``client_name``, ...).
+    """
+
+    name: ClassVar[str] = "redis"
+    supports_processes: ClassVar[bool] = True
+    supports_notifications: ClassVar[bool] = True
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
+        self._setup(config_from_url(url, **options))
+
+    @classmethod
+    def from_client(cls, client: Any, **options: Any) -> RedisBackend:
+        """A backend using the connection settings of a ``redis.Redis`` or ``RedisCluster``."""
+        return cls.from_config(config_from_client(client, **options))
+
+    @classmethod
+    def from_config(cls, config: RedisConfig) -> RedisBackend:
+        backend = cls.__new__(cls)
+        backend._setup(config)
+        return backend
+
+    def _setup(self, config: RedisConfig) -> None:
+        self.config = config
+        self.keys = KeyLayout(config.prefix)
+        self._client: Any = config.build_client()
+        self._scripts = Scripts(self._client)
+        self._cluster = config.cluster
+        # Single node: scripts maintain the id index themselves (one atomic step).
+        self._index_arg = "" if self._cluster else self.keys.index_prefix
+        self._lock = threading.Lock()
+        self._known_groups: set[str] = set()
+        self._worker_index_seen: dict[tuple[str, str], float] = {}
+        self._group_cache: OrderedDict[str, str] = OrderedDict()
+        self._epoch: str | None = None
+        self._block_cap = max(0.5, config.socket_timeout - 0.5)
+        self._waiter = WorkWaiter(self._client_for_channel, config.socket_timeout)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles as its configuration: a clone in another process builds its own clients.
+        return (RedisBackend.from_config, (self.config,))
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.config.describe()} prefix={self.config.prefix!r}>"
+
+    @property
+    def client(self) -> Any:
+        """The underlying redis-py client (``redis.Redis`` or ``RedisCluster``)."""
+        return self._client
+
+    # ------------------------------------------------------------------ helpers
+
+    def _group_call(self, script: Any, group: str, *args: Any) -> Any:
+        base = self.keys.base(group)
+        return script(keys=[base + ":q"], args=[base, self._index_arg, "SPUBLISH", group, *args])
+
+    def _client_for_channel(self, channel: str) -> Any:
+        if not self._cluster:
+            return self._client
+        return self._client.get_redis_connection(self._client.get_node_from_key(channel))
+
+    def _remember_group(self, task_id: str, group: str) -> None:
+        with self._lock:
+            self._group_cache[task_id] = group
+            self._group_cache.move_to_end(task_id)
+            while len(self._group_cache) > _GROUP_CACHE_SIZE:
+                self._group_cache.popitem(last=False)
+
+    def _forget_group(self, task_id: str) -> None:
+        with self._lock:
+            self._group_cache.pop(task_id, None)
+
+    def _group_of(self, task_id: str, *, cached: bool = True) -> str | None:
+        """The group of ``task_id``: from this instance's cache, else from the id index."""
+        if cached:
+            with self._lock:
+                group = self._group_cache.get(task_id)
+            if group is not None:
+                return group
+        raw = self._client.get(self.keys.index(task_id))
+        if raw is None:
+            return None
+        group = _text(raw)
+        self._remember_group(task_id, group)
+        return group
+
+    def _note_groups(self, groups: Iterable[str]) -> None:
+        """Add groups to the prefix's group list (read by ``list_dead_letters(None)``)."""
+        new = set(groups) - self._known_groups
+        if new:
+            self._client.sadd(self.keys.groups, *sorted(new))
+            self._known_groups |= new
+
+    def _note_worker(self, worker_id: str, groups: Iterable[str]) -> None:
+        """Record which groups a worker claims from, for ``release_worker``; rate-limited."""
+        now = time.monotonic()
+        stale = [
+            g
+            for g in set(groups)
+            if now - self._worker_index_seen.get((worker_id, g), -_WORKER_INDEX_REFRESH * 2)
+            >= _WORKER_INDEX_REFRESH
+        ]
+        if not stale:
+            return
+        key = self.keys.worker_groups(worker_id)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.sadd(key, *stale)
+        pipe.expire(key, _WORKER_INDEX_TTL)
+        pipe.execute()
+        if len(self._worker_index_seen) > 10_000:
+            self._worker_index_seen.clear()
+        for g in stale:
+            self._worker_index_seen[(worker_id, g)] = now
+
+    def _expire_index(self, items: Iterable[tuple[str, float]]) -> None:
+        """Cluster mode: give finished tasks' index entries their record's TTL."""
+        items = list(items)
+        if not self._cluster or not items:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for task_id, ttl in items:
+            pipe.pexpire(self.keys.index(task_id), max(1, int(ttl * 1000)))
+        pipe.execute()
+
+    @staticmethod
+    def _by_group(claims: Sequence[Claim]) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        for i, claim in enumerate(claims):
+            groups.setdefault(claim.task.group, []).append(i)
+        return groups
+
+    # ------------------------------------------------------------------ clock
+
+    @_translate_errors
+    def now(self) -> float:
+        seconds, micros = self._client.time()
+        return int(seconds) + int(micros) / 1_000_000
+
+    # ------------------------------------------------------------------ producers
+
+    @_translate_errors
+    def put(self, tasks: Sequence[Task]) -> list[bool]:
+        if not tasks:
+            return []
+        stored = [False] * len(tasks)
+        by_group: dict[str, list[int]] = {}
+        for i, task in enumerate(tasks):
+            by_group.setdefault(task.group, []).append(i)
+        self._note_groups(by_group)
+        if self._cluster:
+            by_group = self._claim_index(tasks, by_group)
+        for group, indexes in by_group.items():
+            if not indexes:
+                continue
+            args: list[Any] = [len(indexes)]
+            for i in indexes:
+                args.extend(task_args(tasks[i]))
+            answers = self._group_call(self._scripts.put, group, *args)
+            for i, answer in zip(indexes, answers):
+                stored[i] = bool(answer)
+                self._remember_group(tasks[i].id, group)
+        return stored
+
+    def _claim_index(
+        self, tasks: Sequence[Task], by_group: dict[str, list[int]]
+    ) -> dict[str, list[int]]:
+        """Cluster mode: write index entries (SET NX GET); keep tasks whose id is free."""
+        pipe = self._client.pipeline(transaction=False)
+        order = [i for indexes in by_group.values() for i in indexes]
+        for i in order:
+            pipe.set(self.keys.index(tasks[i].id), tasks[i].group, nx=True, get=True)
+        previous = dict(zip(order, pipe.execute()))
+        return {
+            group: [i for i in indexes if previous[i] in (None, group.encode())]
+            for group, indexes in by_group.items()
+        }
+
+    @_translate_errors
+    def put_scheduled(self, task: Task, scheduler: str, key: str, point: float) -> bool:
+        group = task.group
+        field = self.keys.mark_field(scheduler, key)
+        self._note_groups([group])
+        created_index = False
+        if self._cluster:
+            index = self.keys.index(task.id)
+            previous = self._client.set(index, group, nx=True, get=True)
+            if previous is not None and _text(previous) != group:
+                return False
+            created_index = previous is None
+        mirror = "" if self._cluster else self.keys.marks_mirror
+        fired, exists = self._group_call(
+            self._scripts.put_scheduled, group, field, repr(float(point)), mirror, *task_args(task)
+        )
+        if self._cluster:
+            if fired:
+                self._scripts.mark_mirror(
+                    keys=[self.keys.marks_mirror], args=[field, repr(float(point))]
+                )
+            elif created_index and not exists:
+                # Refused by the mark: the index entry written above points at nothing.
+                self._client.delete(self.keys.index(task.id))
+        if fired:
+            self._remember_group(task.id, group)
+        return bool(fired)
+
+    @_translate_errors
+    def get_schedule_mark(self, scheduler: str, key: str) -> float | None:
+        raw = self._client.hget(self.keys.marks_mirror, self.keys.mark_field(scheduler, key))
+        return None if raw is None else float(raw)
+
+    # ------------------------------------------------------------------ workers
+
+    @_translate_errors
+    def claim(
+        self,
+        group: str,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_deliveries: int,
+    ) -> ClaimBatch:
+        self._note_worker(worker_id, [group])
+        next_due, claimed, buried = self._group_call(
+            self._scripts.claim,
+            group,
+            worker_id,
+            max(0, int(limit)),
+            repr(float(lease_seconds)),
+            int(max_deliveries),
+            self.config.dead_letter_limit,
+            repr(float(self.config.dead_letter_max_age)),
+        )
+        claims: list[Claim] = []
+        for raw_id, flat in claimed:
+            task_id, fields = _text(raw_id), decode_fields(flat)
+            try:
+                claims.append(claim_from_fields(group, task_id, fields))
+            except MalformedRecord as exc:
+                self._fail_malformed(group, task_id, fields, exc)
+        dead = [
+            outcome_from_fields(group, _text(raw_id), decode_fields(flat), strict=False)
+            for raw_id, flat in buried
+        ]
+        self._expire_index(
+            (o.task.id, min(o.task.ttl, self.config.dead_letter_max_age)) for o in dead
+        )
+        return ClaimBatch(claims, float(next_due) if next_due else None, dead)
+
+    def _fail_malformed(
+        self, group: str, task_id: str, fields: dict[str, bytes], exc: MalformedRecord
+    ) -> None:
+        """A damaged record is failed at once, with the reason, instead of crashing claims."""
+        log.error("task %r of group %r has a malformed record (%s): failing it", task_id, group, exc)
+        token = fields.get("tk", b"").decode("utf-8", "replace")
+        self._group_call(
+            self._scripts.finish, group, task_id, token, "failed", "e", f"malformed record: {exc}"
+        )
+
+    @_translate_errors
+    def renew(self, claims: Sequence[Claim], lease_seconds: float) -> list[LeaseStatus]:
+        statuses = [LeaseStatus.LOST] * len(claims)
+        for group, indexes in self._by_group(claims).items():
+            args: list[Any] = [repr(float(lease_seconds))]
+            for i in indexes:
+                args += [claims[i].task.id, claims[i].token]
+            answers = self._group_call(self._scripts.renew, group, *args)
+            for i, answer in zip(indexes, answers):
+                statuses[i] = _LEASE_STATUS[int(answer)]
+        workers: dict[str, set[str]] = {}
+        for claim in claims:
+            workers.setdefault(claim.worker_id, set()).add(claim.task.group)
+        for worker_id, groups in workers.items():
+            self._note_worker(worker_id, groups)
+        return statuses
+
+    def _finish(self, claim: Claim, state: str, field: str, value: bytes | str) -> None:
+        task = claim.task
+        done = self._group_call(
+            self._scripts.finish, task.group, task.id, claim.token, state, field, value
+        )
+        if not done:
+            raise LeaseLost(f"task {task.id!r}: the claim's token is stale")
+        self._expire_index([(task.id, task.ttl)])
+
+    @_translate_errors
+    def complete(self, claim: Claim, result: bytes) -> None:
+        self._finish(claim, "succeeded", "r", result)
+
+    @_translate_errors
+    def retry(self, claim: Claim, due: float, error: str) -> None:
+        task = claim.task
+        done = self._group_call(
+            self._scripts.retry, task.group, task.id, claim.token, repr(float(due)), error
+        )
+        if not done:
+            raise LeaseLost(f"task {task.id!r}: the claim's token is stale")
+
+    @_translate_errors
+    def fail(self, claim: Claim, error: str) -> None:
+        self._finish(claim, "failed", "e", error)
+
+    @_translate_errors
+    def discard(self, claim: Claim, reason: str) -> None:
+        self._finish(claim, "discarded", "e", reason)
+
+    @_translate_errors
+    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
+        self._finish(claim, "cancelled", "e", reason)
+
+    @_translate_errors
+    def release(self, claims: Sequence[Claim]) -> None:
+        for group, indexes in self._by_group(claims).items():
+            args: list[Any] = []
+            for i in indexes:
+                args += [claims[i].task.id, claims[i].token]
+            self._group_call(self._scripts.release, group, *args)
+
+    @_translate_errors
+    def release_worker(self, worker_id: str) -> int:
+        # The worker's group index is kept (it expires on its own): the same worker id may
+        # be released again later.
+        groups = self._client.smembers(self.keys.worker_groups(worker_id))
+        return sum(
+            int(self._group_call(self._scripts.release_worker, _text(g), worker_id))
+            for g in sorted(groups)
+        )
+
+    @_translate_errors
+    def wait_for_work(self, group: str, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        self._waiter.wait(
+            self.keys.wake_channel(group),
+            timeout,
+            lambda: bool(self._group_call(self._scripts.group_info, group)[2]),
+        )
+
+    # ------------------------------------------------------------------ results
+
+    @_translate_errors
+    def get_outcome(self, task_id: str) -> Outcome | None:
+        return self._read_outcome(task_id)
+
+    def _read_outcome(self, task_id: str) -> Outcome | None:
+        for cached in (True, False):
+            group = self._group_of(task_id, cached=cached)
+            if group is None:
+                return None
+            raw = self._client.hgetall(self.keys.record(group, task_id))
+            if raw:
+                return outcome_from_fields(group, task_id, decode_fields(raw), strict=False)
+            if not cached:
+                break
+            # A stale cache entry (the record expired, the id may live in another group now).
+            self._forget_group(task_id)
+        return None
+
+    @_translate_errors
+    def wait_for_outcome(self, task_id: str, timeout: float) -> Outcome | None:
+        deadline = time.monotonic() + max(0.0, timeout)
+        outcome = self._read_outcome(task_id)
+        if outcome is None or outcome.state.finished:
+            return outcome
+        notify = self.keys.notify(outcome.task.group, task_id)
+        idle_wakes = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return outcome
+            woke = None
+            if remaining > _SERVER_TIMER_SLACK + 0.01:
+                # Rotating the list onto itself reads the "finished" token without taking
+                # it, so every waiter of the task wakes.
+                block = min(remaining - _SERVER_TIMER_SLACK, self._block_cap)
+                woke = self._client.blmove(notify, notify, block, "RIGHT", "LEFT")
+            else:
+                time.sleep(remaining)  # the last moments: one more look at the deadline
+            outcome = self._read_outcome(task_id)
+            if outcome is None or outcome.state.finished:
+                return outcome
+            if woke is not None:
+                # A token with an unfinished task (a requeued dead letter's old token):
+                # back off rather than spin on it.
+                idle_wakes += 1
+                if idle_wakes > 1:
+                    time.sleep(min(0.05 * idle_wakes, 0.5, max(0.0, deadline - time.monotonic())))
+
+    # ------------------------------------------------------------------ control
+
+    @_translate_errors
+    def cancel(self, task_id: str, reason: str = "cancelled") -> CancelResult:
+        group = self._group_of(task_id)
+        if group is None:
+            return CancelResult.NOT_FOUND
+        answer, ttl_ms = self._group_call(self._scripts.cancel, group, task_id, reason)
+        if _text(answer) == "not_found" and self._group_of(task_id, cached=False) not in (
+            None,
+            group,
+        ):
+            return self.cancel(task_id, reason)  # the cached group was stale
+        result = CancelResult(_text(answer))
+        if result is CancelResult.CANCELLED:
+            self._expire_index([(task_id, int(ttl_ms) / 1000)])
+        return result
+
+    @_translate_errors
+    def publish_control(self, kind: ControlKind, groups: Sequence[str] | None) -> ControlEvent:
+        chosen = None if groups is None else tuple(groups)
+        seq, created = self._scripts.publish_control(
+            keys=[self.keys.control, self.keys.control_seq],
+            args=[kind, json.dumps(chosen), CONTROL_EVENTS_KEPT],
+        )
+        return ControlEvent(int(seq), kind, chosen, float(created))
+
+    @_translate_errors
+    def read_control(self, after_seq: int) -> list[ControlEvent]:
+        epoch, raw_events = self._scripts.read_control(
+            keys=[self.keys.control, self.keys.epoch], args=[int(after_seq), uuid.uuid4().hex]
+        )
+        self._check_epoch(_text(epoch))
+        events = []
+        for raw in raw_events:
+            seq, created, kind, groups = _text(raw).split("|", 3)
+            chosen = json.loads(groups)
+            events.append(
+                ControlEvent(
+                    int(seq),
+                    kind,  # type: ignore[arg-type]
+                    None if chosen is None else tuple(chosen),
+                    float(created),
+                )
+            )
+        return events
+
+    def _check_epoch(self, epoch: str) -> None:
+        with self._lock:
+            previous, self._epoch = self._epoch, epoch
+        if previous is not None and previous != epoch:
+            log.critical(
+                "Redis at %s lost taskkit's data (prefix %r): it restarted without "
+                "persistence, was flushed, or evicted keys. Queued tasks, results and "
+                "schedule marks written before are gone; see docs/redis.md",
+                self.config.describe(),
+                self.config.prefix,
+            )
+
+    # ------------------------------------------------------------------ dead letters
+
+    @_translate_errors
+    def list_dead_letters(self, group: str | None = None, limit: int = 100) -> list[Outcome]:
+        if limit <= 0:
+            return []
+        if group is None:
+            groups = sorted(_text(g) for g in self._client.smembers(self.keys.groups))
+        else:
+            groups = [group]
+        found: list[Outcome] = []
+        for g in groups:
+            for raw_id, flat in self._group_call(self._scripts.dead_letters, g, int(limit)):
+                found.append(outcome_from_fields(g, _text(raw_id), decode_fields(flat), strict=False))
+        found.sort(key=lambda o: o.finished or 0.0, reverse=True)
+        return found[:limit]
+
+    @_translate_errors
+    def requeue_dead_letter(self, task_id: str) -> bool:
+        for cached in (True, False):
+            group = self._group_of(task_id, cached=cached)
+            if group is None:
+                return False
+            if self._group_call(self._scripts.requeue_dead, group, task_id):
+                if self._cluster:
+                    self._client.persist(self.keys.index(task_id))
+                return True
+        return False
+
+    # ------------------------------------------------------------------ maintenance
+
+    @_translate_errors
+    def stats(self, group: str) -> QueueStats:
+        queued, running, _ = self._group_call(self._scripts.group_info, group)
+        return QueueStats(queued=int(queued), running=int(running))
+
+    def purge(self, finished_before: float) -> int:
+        # Finished records carry native TTLs (task.ttl); nothing to sweep.
+        return 0
+
+    @_translate_errors
+    def check(self) -> list[str]:
+        from ._checks import server_warnings  # noqa: PLC0415
+
+        return server_warnings(self._client, self._cluster, self.config.describe())
+
+    def close(self) -> None:
+        self._waiter.close()
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do
+            log.debug("closing the Redis client failed", exc_info=True)
+
+    def clone(self) -> RedisBackend:
+        return RedisBackend.from_config(self.config)
+
+    # ------------------------------------------------------------------ tools
+
+    def delete_all_keys(self, *, i_know_this_deletes_everything: bool = False) -> int:
+        """Delete every key of this prefix (SCAN + DEL): for tests and tools, never production.
+
+        :return: how many keys were deleted.
+        """
+        if not i_know_this_deletes_everything:
+            raise ValueError("pass i_know_this_deletes_everything=True to delete all task data")
+        deleted = 0
+        for pattern in self.keys.pattern():
+            for key in self._scan(pattern):
+                deleted += int(self._client.delete(key))
+        return deleted
+
+    def _scan(self, pattern: str) -> Iterable[bytes]:
+        if self._cluster:
+            return self._client.scan_iter(match=pattern, count=1000, target_nodes="primaries")
+        return self._client.scan_iter(match=pattern, count=1000)

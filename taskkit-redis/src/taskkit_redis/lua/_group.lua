@@ -1,0 +1,93 @@
+-- Prelude of every per-group script (prepended when the scripts are loaded).
+--
+-- Every key a group script touches carries the group's hash tag "{prefix:group}" (BASE), so
+-- the whole script runs in one cluster slot. KEYS[1] is always the group's queue key: it
+-- routes the call and lets Redis check the slot. The other keys derive from BASE.
+--
+-- ARGV[1] BASE            "{prefix:group}"
+-- ARGV[2] INDEX_PREFIX    "prefix:i:" in single-node mode, where the script also maintains the
+--                         id -> group index (another slot); "" in cluster mode, where the
+--                         client maintains it with a second command.
+-- ARGV[3] PUBLISH         "PUBLISH" (single node) or "SPUBLISH" (cluster, sharded channel)
+-- ARGV[4] GROUP           the group name (the index's value)
+local BASE, INDEX_PREFIX, PUBLISH, GROUP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local QUEUE = BASE .. ':q'      -- zset: queued task members ("<created>|<id>") by due time
+local LEASES = BASE .. ':l'     -- zset: running task ids by lease expiry
+local DEAD = BASE .. ':dead'    -- zset: dead-letter ids by the time they died
+local MARKS = BASE .. ':marks'  -- hash: schedule marks of entries firing into this group
+local SEQ = BASE .. ':seq'      -- counter: fencing token sequence
+local WAKE = BASE .. ':wake'    -- channel: "work may have arrived"
+
+local function record_key(id) return BASE .. ':t:' .. id end
+local function worker_key(worker) return BASE .. ':w:' .. worker end
+local function notify_key(id) return BASE .. ':o:' .. id end
+
+-- Every time decision uses the server's clock, so hosts with skewed clocks agree.
+local function server_time()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000, t
+end
+
+-- Times travel as decimal strings: tostring() of a Lua number keeps only 14 digits.
+local function fmt(x) return string.format('%.6f', x) end
+
+local function to_ms(seconds)
+  local ms = math.floor(seconds * 1000)
+  if ms < 1 then ms = 1 end
+  return ms
+end
+
+local function wake() redis.call(PUBLISH, WAKE, '1') end
+
+-- Store a new QUEUED record from the ten ARGV fields starting at i.
+local function create_record(i)
+  local id = ARGV[i]
+  redis.call('HSET', record_key(id), 'id', id, 'qm', ARGV[i + 1], 'n', ARGV[i + 2],
+    'd', ARGV[i + 3], 'du', ARGV[i + 4], 'cr', ARGV[i + 5], 'sc', ARGV[i + 6],
+    'rc', ARGV[i + 7], 'ttl', ARGV[i + 8], 'to', ARGV[i + 9], 'dl', '0', 'st', 'queued')
+  redis.call('ZADD', QUEUE, ARGV[i + 4], ARGV[i + 1])
+  -- A notification left by an expired namesake must not wake this task's waiters.
+  redis.call('DEL', notify_key(id))
+end
+
+-- Claim the id for this group in the id index (single-node mode only). False when the id
+-- belongs to another group.
+local function claim_index(id)
+  if INDEX_PREFIX == '' then return true end
+  local previous = redis.call('SET', INDEX_PREFIX .. id, GROUP, 'NX', 'GET')
+  return (not previous) or previous == GROUP
+end
+
+local function is_current(fields, token)
+  return fields[1] == 'running' and fields[2] == token
+end
+
+-- Detach a task from its lease and its worker's set.
+local function drop_lease(key, id)
+  local worker = redis.call('HGET', key, 'wk')
+  if worker then redis.call('SREM', worker_key(worker), id) end
+  redis.call('HDEL', key, 'tk', 'wk', 'le')
+  redis.call('ZREM', LEASES, id)
+end
+
+-- Move a task to a finished state: no lease, no queue entry, a native TTL on the record (and
+-- on its index entry), and a token on its notification list for result waiters.
+local function finish(id, state, field, value, now, ttl_seconds)
+  local key = record_key(id)
+  drop_lease(key, id)
+  local member = redis.call('HGET', key, 'qm')
+  if member then redis.call('ZREM', QUEUE, member) end
+  redis.call('HDEL', key, 'cx', 'r', 'e')
+  redis.call('HSET', key, 'st', state, 'f', fmt(now))
+  if field then redis.call('HSET', key, field, value) end
+  local ms = to_ms(ttl_seconds)
+  redis.call('PEXPIRE', key, ms)
+  if INDEX_PREFIX ~= '' then redis.call('PEXPIRE', INDEX_PREFIX .. id, ms) end
+  local notify = notify_key(id)
+  redis.call('RPUSH', notify, '1')
+  redis.call('PEXPIRE', notify, math.min(ms, 60000))
+end
+
+local function record_ttl(key)
+  return tonumber(redis.call('HGET', key, 'ttl')) or 604800
+end

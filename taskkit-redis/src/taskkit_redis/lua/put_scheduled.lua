@@ -1,0 +1,17 @@
+-- put_scheduled: fire one schedule point: compare-and-set the entry's mark and store the task.
+-- ARGV[5] mark field, ARGV[6] point, ARGV[7] mirror hash key or "" (cluster mode), then the
+-- task's ten fields from ARGV[8]. Returns {fired, record_exists}.
+local field, point, mirror = ARGV[5], ARGV[6], ARGV[7]
+local id = ARGV[8]
+local exists = redis.call('EXISTS', record_key(id))
+local mark = redis.call('HGET', MARKS, field)
+if mark and tonumber(mark) >= tonumber(point) then return {0, exists} end
+if exists == 1 or not claim_index(id) then return {0, exists} end
+redis.call('HSET', MARKS, field, point)
+if mirror ~= '' then
+  local seen = redis.call('HGET', mirror, field)
+  if (not seen) or tonumber(seen) < tonumber(point) then redis.call('HSET', mirror, field, point) end
+end
+create_record(8)
+wake()
+return {1, 1}
