@@ -57,20 +57,22 @@ TOPICS = (
 
 
 class BackendTests(
-    EnqueueTests,
-    LeaseTests,
-    FencingTests,
-    ResultTests,
-    WaitingTests,
-    RetryTests,
-    DeadLetterTests,
-    CancelTests,
-    ControlEventTests,
-    SchedulingTests,
-    SerializationTests,
-    BadInputTests,
-    ConcurrencyTests,
+    # pytest collects inherited tests in reverse MRO order: listing the topics backwards
+    # runs them in TOPICS order, the quick contract checks before the process tests.
     RecoveryTests,
+    ConcurrencyTests,
+    BadInputTests,
+    SerializationTests,
+    SchedulingTests,
+    ControlEventTests,
+    CancelTests,
+    DeadLetterTests,
+    RetryTests,
+    WaitingTests,
+    ResultTests,
+    FencingTests,
+    LeaseTests,
+    EnqueueTests,
 ):
     """The whole conformance kit. Subclass it and provide a ``backend_factory`` fixture::
 

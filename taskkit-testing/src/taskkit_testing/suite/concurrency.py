@@ -100,6 +100,7 @@ class ConcurrencyTests(KitTestBase):
             if clone is not backend:
                 clone.close()
 
+    @pytest.mark.taskkit_processes  # in real time: a fake clock cannot cross processes
     @pytest.mark.taskkit_requires("supports_processes")
     def test_backend_pickles_by_configuration(self, backend: Backend, tasks: TaskMaker) -> None:
         copy = pickle.loads(pickle.dumps(backend))

@@ -222,6 +222,7 @@ class RecoveryTests(KitTestBase):
                 )
 
             victim = start("proc-0")
+            victim_pid = victim.pid
             for n in (1, 2):
                 start(f"proc-{n}")
             try:
@@ -243,7 +244,6 @@ class RecoveryTests(KitTestBase):
             finally:
                 stop.set()
             children.join_all(kit_settings.deadline(30.0))
-        victim_pid = victim.pid
         starts = ledger.events("start")
         per_task = Counter(f[0] for f in starts)
         orphans = {f[0] for f in starts if int(f[2]) == victim_pid} & {
