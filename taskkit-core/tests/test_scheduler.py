@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ from taskkit import (
     TaskState,
 )
 from taskkit._scheduler import Scheduler, scheduled_task_id
+from taskkit.schedule import normalize_entries
 
 from .conftest import wait_until
 from .handlers import RecordingHandler
@@ -785,3 +787,52 @@ def test_kit_runtime_fires_schedules_end_to_end() -> None:
         for handle in handles:
             handle.kill()
             handle.join(10)
+
+
+# --------------------------------------------------------------------------- the docs' examples
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "scheduling.md"
+
+
+def _python_blocks() -> list[str]:
+    if not DOCS.exists():  # an sdist without the docs
+        pytest.skip("docs/scheduling.md is not here")
+    return re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
+
+
+def test_docs_entry_example_is_valid() -> None:
+    class Handler(RecordingHandler):
+        pass
+
+    class StubKit:
+        def start(self, **options: Any) -> None:
+            self.options = options
+
+    namespace: dict[str, Any] = {"Handler": Handler, "GROUP_NAME": "g", "kit": StubKit()}
+    exec(_python_blocks()[0], namespace)  # our own documentation
+    options = namespace["kit"].options
+    entries = normalize_entries(options["schedule_entries"], Handler(), 1024)
+    assert [e.key for e in entries["scheduler_name"]] == ["report", "cleanup"]
+    assert entries["scheduler_name"][1].data == b"2" and options["tzinfo"].utcoffset(None)
+
+
+def test_docs_custom_schedule_example_fires() -> None:
+    block = next(b for b in _python_blocks() if "class EveryNSeconds" in b)
+    namespace: dict[str, Any] = {}
+    exec(block, namespace)  # our own documentation
+    schedule = namespace["EveryNSeconds"](7)
+    assert isinstance(schedule, Schedule)
+    clock = FakeClock(T0)
+    fired: list[Task] = []
+    scheduler = Scheduler(
+        MemoryBackend(clock=clock),
+        "main",
+        [entry("e", schedule)],
+        clock=clock,
+        on_fired=fired.append,
+    )
+    scheduler.tick()
+    for _ in range(70):
+        clock.advance(1)
+        scheduler.tick()
+    assert len(fired) == 10 and all((t.scheduled or 1) % 7 == 0 for t in fired)

@@ -436,6 +436,10 @@ class RegularSchedule:
         """True when the schedule names times of day (hours and minutes both restricted)."""
         return self._engine.wall_clock
 
+    def get_timezone(self) -> TzInfo | None:
+        """The schedule's own zone (taskkit 0.2 API)."""
+        return self.tzinfo
+
     def _key(self) -> tuple[object, ...]:
         return (self._engine.expression, self.tzinfo, self.duplication_policy)
 
