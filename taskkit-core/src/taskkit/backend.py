@@ -96,6 +96,11 @@ class Backend(abc.ABC):
         This compare-and-set is what lets any number of scheduler replicas fire each point
         exactly once with no leader, and rejects the late write of a paused replica.
 
+        ``point`` is where the mark moves to. It may be later than ``task.scheduled``: after
+        downtime the ``OnlyEarliest`` policy fires the earliest missed point but moves the mark
+        past every missed point. Scheduler names and entry keys are free text: backends escape
+        or hash them when building keys.
+
         :return: True if this call fired the point, False if it was already fired or passed.
         """
 
