@@ -181,10 +181,11 @@ class Listener:
 
     def _read_psycopg3(self, raw: Any) -> None:
         while not self._stop.is_set():
-            payloads = [n.payload for n in raw.notifies(timeout=1.0, stop_after=256)]
+            # The generator ends after the timeout, so the stop flag is seen within 1 s.
+            for notify in raw.notifies(timeout=1.0):
+                self._dispatch([notify.payload])
             if raw.closed:
                 raise ConnectionError("the LISTEN connection closed")
-            self._dispatch(payloads)
 
     def _read_psycopg2(self, raw: Any) -> None:  # pragma: no cover - psycopg2 only
         import select  # noqa: PLC0415

@@ -126,12 +126,19 @@ class DjangoBackend(Backend):
         self._data_versions: dict[int, int] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        options = {
+        return (_rebuild, (self.url, self.using, self._options()))
+
+    def clone(self) -> DjangoBackend:
+        # Built directly rather than through pickle, so a fake clock (not picklable) is
+        # shared by in-process clones; other processes unpickle via __reduce__.
+        return _rebuild(self.url, self.using, self._options())
+
+    def _options(self) -> dict[str, Any]:
+        return {
             "clock": self.clock,
             "dead_letter_limit": self.dead_letter_limit,
             "control_kept": self.control_kept,
         }
-        return (_rebuild, (self.url, self.using, options))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} using={self.using!r} ({self.vendor})>"
@@ -381,22 +388,24 @@ class DjangoBackend(Backend):
         if not claims:
             return []
 
-        def op(replaying: bool) -> dict[str, bool]:
-            live: dict[str, bool] = {}
+        def op(replaying: bool) -> dict[tuple[str, str], bool]:
+            live: dict[tuple[str, str], bool] = {}
             with _db.write_transaction(self.using):
                 expires = self._now_expr() + Value(lease_seconds)
                 for chunk in _chunks(claims, 200):
                     cond = self._fenced(chunk)
                     self._tasks().filter(cond).update(lease_expires=expires)
-                    live.update(self._tasks().filter(cond).values_list("id", "cancel_requested"))
+                    rows = self._tasks().filter(cond).values_list("id", "token", "cancel_requested")
+                    live.update(((i, t), c) for i, t, c in rows)
             return live
 
-        live: dict[str, bool] = self._run(op)
+        live: dict[tuple[str, str], bool] = self._run(op)
         statuses = []
         for claim in claims:
-            if claim.task.id not in live:
+            key = (claim.task.id, claim.token)
+            if key not in live:
                 statuses.append(LeaseStatus.LOST)
-            elif live[claim.task.id]:
+            elif live[key]:
                 statuses.append(LeaseStatus.CANCEL_REQUESTED)
             else:
                 statuses.append(LeaseStatus.OK)
