@@ -72,7 +72,10 @@ class Fleet:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except FileNotFoundError:
                 continue
-            if b"resource_tracker" in cmdline or b"forkserver" in cmdline:
+            if b"resource_tracker" in cmdline:
+                continue
+            if b"forkserver" in cmdline:  # forkserver workers are its children
+                pids += children_of(pid)
                 continue
             pids.append(pid)
         return pids

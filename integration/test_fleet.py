@@ -99,9 +99,9 @@ def test_poison_task_becomes_a_dead_letter(env: Env) -> None:
     with pytest.raises(DeadLettered, match="worker lost"):
         poison.get(timeout=60)
     _check_all_succeeded(env, results, timeout=60)
-    assert read_ledger(env.ledger).starts[poison.task_id] <= 3
+    assert read_ledger(env.ledger).starts[poison.task_id] <= 3, fleet.log()[-3000:]
     assert [o.task.id for o in kit.dead_letters("work")] == [poison.task_id]
-    assert fleet.process.poll() is None
+    assert fleet.process.poll() is None, fleet.log()[-3000:]
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
