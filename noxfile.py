@@ -203,4 +203,7 @@ def chaos(session: nox.Session) -> None:
     """The long fault-injection battery (reliability.md nightly tier)."""
     _require_services(session)
     _install_all(session)
-    session.run("python", "-m", "pytest", "chaos", "-q", "-ra", *session.posargs)
+    session.run(
+        "python", "-m", "pytest", "integration", "-q", "-ra", "--rootdir", "integration",
+        *session.posargs, env={"TASKKIT_SCALE": "10"},
+    )
