@@ -1,0 +1,223 @@
+"""What every adapter shares: the command protocol, the completion counter, timing helpers.
+
+An adapter is a module in this directory, run through ``_launch.py`` in its system's own
+virtualenv. It receives one JSON spec on the command line and answers with one JSON object
+on stdout. Anything a peer library prints goes to stderr: stdout is moved aside before the
+adapter runs so nothing can corrupt the answer.
+
+The no-op task of every system does one thing: it appends one byte to the counter file named
+by ``BENCH_COUNTER``. The harness watches that file's size to see tasks complete, the same
+way for every system, without peeking into any system's internals. A one-byte ``write`` is a
+single cheap syscall, small next to any queue's per-task cost.
+
+This module runs under every peer's interpreter, so it uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("bench.adapter")
+
+#: The value every no-op task returns (some systems do not store ``None`` results).
+RESULT = 1
+
+
+@dataclass
+class Spec:
+    """One command for an adapter (the orchestrator builds it; see ``bench/workloads.py``)."""
+
+    cmd: str
+    redis_url: str
+    variant: str = "tuned"
+    n: int = 0
+    bulk: bool = False
+    procs: int = 1
+    threads: int = 4
+    warmup: int = 0
+    budget: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tuned(self) -> bool:
+        return self.variant == "tuned"
+
+
+class NotSupported(Exception):
+    """The system has no API for what was asked (e.g. no bulk enqueue)."""
+
+
+# ---------------------------------------------------------------- the completion counter
+
+_counter_fd: dict[int, int] = {}
+
+
+def tick() -> None:
+    """Record one finished task: append one byte to the counter file (cheap, process-safe)."""
+    pid = os.getpid()
+    fd = _counter_fd.get(pid)
+    if fd is None:
+        path = os.environ.get("BENCH_COUNTER")
+        if not path:
+            return
+        # O_APPEND makes concurrent one-byte writes from many processes add up exactly.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        _counter_fd[pid] = fd
+    os.write(fd, b".")
+
+
+# ---------------------------------------------------------------- timing helpers
+
+
+def time_sync(fn: Callable[[], object]) -> float:
+    """Seconds ``fn`` took."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def roundtrips_sync(one: Callable[[], object], spec: Spec) -> list[float]:
+    """Run ``one`` (enqueue and await the result) ``warmup`` times untimed, then ``n`` times.
+
+    Returns the latencies in milliseconds; stops early when ``spec.budget`` seconds pass, so
+    a system that is slow to pick up work still ends in bounded time.
+    """
+    for _ in range(spec.warmup):
+        one()
+    latencies: list[float] = []
+    deadline = time.monotonic() + spec.budget
+    for _ in range(spec.n):
+        start = time.perf_counter()
+        one()
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        if time.monotonic() > deadline:
+            break
+    return latencies
+
+
+async def roundtrips_async(one: Callable[[], Awaitable[object]], spec: Spec) -> list[float]:
+    """:func:`roundtrips_sync` for an async system."""
+    for _ in range(spec.warmup):
+        await one()
+    latencies: list[float] = []
+    deadline = time.monotonic() + spec.budget
+    for _ in range(spec.n):
+        start = time.perf_counter()
+        await one()
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        if time.monotonic() > deadline:
+            break
+    return latencies
+
+
+# ---------------------------------------------------------------- process helpers
+
+
+def run_in_processes(target: Callable[[], None], procs: int) -> None:
+    """Run ``target`` in ``procs`` forked children and wait; SIGTERM stops them all.
+
+    For systems whose worker has no multi-process mode of its own.
+    """
+    if procs <= 1:
+        target()
+        return
+    children: list[int] = []
+    for _ in range(procs):
+        pid = os.fork()
+        if pid == 0:  # child
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                target()
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        try:
+            os.waitpid(child, 0)
+        except ChildProcessError:
+            pass
+
+
+def exec_cli(argv: list[str]) -> None:
+    """Replace this process with a peer's own worker command (its CLI is its documented way)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
+def bin_path(name: str) -> str:
+    """A console script of the running virtualenv."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def adapter_dir() -> str:
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def _answer(out_fd: int, payload: dict[str, Any]) -> None:
+    with os.fdopen(out_fd, "w") as out:
+        out.write(json.dumps(payload) + "\n")
+
+
+def serve(adapter: Any, argv: list[str]) -> int:
+    """Run one command on ``adapter`` and write its JSON answer to the real stdout.
+
+    Commands: ``enqueue`` (times n enqueues, one by one or bulk), ``fill`` (enqueue n
+    untimed), ``worker`` (run workers until SIGTERM), ``roundtrip`` (latencies of n
+    enqueue-and-await), ``versions``.
+    """
+    raw = json.loads(argv[1])
+    spec = Spec(**raw)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s"
+    )
+    # Move stdout aside: peers print banners and logs, and only our answer may go there.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    result: dict[str, Any]
+    try:
+        if spec.cmd == "enqueue":
+            seconds = adapter.enqueue(spec)
+            result = {"seconds": seconds, "n": spec.n}
+        elif spec.cmd == "fill":
+            adapter.fill(spec)
+            result = {"n": spec.n}
+        elif spec.cmd == "worker":
+            adapter.worker(spec)
+            result = {}
+        elif spec.cmd == "roundtrip":
+            result = {"latencies_ms": adapter.roundtrip(spec)}
+        else:
+            raise SystemExit(f"unknown command {spec.cmd!r}")
+    except NotSupported as exc:
+        result = {"unsupported": str(exc) or "not supported"}
+    _answer(out_fd, result)
+    return 0
+
+
+def run_async(coro: Awaitable[Any]) -> Any:
+    """``asyncio.run`` for a coroutine object (typed loosely for the peers' mixed APIs)."""
+    return asyncio.run(coro)  # type: ignore[arg-type]

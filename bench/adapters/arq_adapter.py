@@ -1,0 +1,86 @@
+"""arq (asyncio): ``Worker(max_jobs=N)`` per process, P processes; no bulk enqueue API.
+
+arq polls: the worker looks at its queue every ``poll_delay`` seconds and ``job.result``
+polls for the result every ``poll_delay`` seconds (0.5 s both, out of the box).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from _common import RESULT, NotSupported, Spec, roundtrips_async, run_async, run_in_processes, tick
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
+WORKER_POLL = 0.005 if TUNED else 0.5
+RESULT_POLL = 0.001 if TUNED else 0.5
+
+
+async def noop(ctx: dict[str, Any]) -> int:
+    tick()
+    return RESULT
+
+
+class ArqAdapter:
+    def enqueue(self, spec: Spec) -> float:
+        if spec.bulk:
+            raise NotSupported("arq has no bulk enqueue API")
+
+        async def go() -> float:
+            pool = await create_pool(RedisSettings.from_dsn(URL))
+            await pool.ping()
+            start = time.perf_counter()
+            for _ in range(spec.n):
+                await pool.enqueue_job("noop")
+            elapsed = time.perf_counter() - start
+            await pool.aclose()
+            return elapsed
+
+        return float(run_async(go()))
+
+    def fill(self, spec: Spec) -> None:
+        async def go() -> None:
+            pool = await create_pool(RedisSettings.from_dsn(URL))
+            for start in range(0, spec.n, 200):
+                count = min(200, spec.n - start)
+                await asyncio.gather(*(pool.enqueue_job("noop") for _ in range(count)))
+            await pool.aclose()
+
+        run_async(go())
+
+    def worker(self, spec: Spec) -> None:
+        def one() -> None:
+            Worker(
+                functions=[noop],
+                redis_settings=RedisSettings.from_dsn(URL),
+                max_jobs=spec.threads,
+                poll_delay=WORKER_POLL,
+            ).run()
+
+        run_in_processes(one, spec.procs)
+
+    def roundtrip(self, spec: Spec) -> list[float]:
+        async def go() -> list[float]:
+            pool = await create_pool(RedisSettings.from_dsn(URL))
+
+            async def one() -> None:
+                job = await pool.enqueue_job("noop")
+                assert job is not None
+                if await job.result(timeout=30, poll_delay=RESULT_POLL) != RESULT:
+                    raise RuntimeError("wrong result")
+
+            latencies = await roundtrips_async(one, spec)
+            await pool.aclose()
+            return latencies
+
+        result: list[float] = run_async(go())
+        return result
+
+
+ADAPTER = ArqAdapter()

@@ -1,0 +1,64 @@
+"""Dramatiq with the Redis broker and the Results middleware (Redis result backend).
+
+Workers run through Dramatiq's own CLI (``dramatiq <module> --processes P --threads N``), its
+documented way to run them. The consumer's idle back-off ceiling is the ``worker_timeout``
+(milliseconds), read by the CLI from the ``dramatiq_worker_timeout`` environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import dramatiq
+from _common import RESULT, Spec, bin_path, exec_cli, roundtrips_sync, tick
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends.redis import RedisBackend
+
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
+QUEUE = "bench"
+
+broker = RedisBroker(url=URL)
+results_backend = RedisBackend(url=URL)
+broker.add_middleware(Results(backend=results_backend))
+dramatiq.set_broker(broker)
+
+
+@dramatiq.actor(queue_name=QUEUE, store_results=True, max_retries=0)
+def noop() -> int:
+    tick()
+    return RESULT
+
+
+class DramatiqAdapter:
+    def enqueue(self, spec: Spec) -> float:
+        broker.client.ping()
+        start = time.perf_counter()
+        if spec.bulk:
+            dramatiq.group(noop.message() for _ in range(spec.n)).run()
+        else:
+            for _ in range(spec.n):
+                noop.send()
+        return time.perf_counter() - start
+
+    def fill(self, spec: Spec) -> None:
+        dramatiq.group(noop.message() for _ in range(spec.n)).run()
+
+    def worker(self, spec: Spec) -> None:
+        # 5 ms tuned, else the default (1000 ms): the ceiling of the idle polling back-off.
+        os.environ["dramatiq_worker_timeout"] = "5" if TUNED else "1000"
+        exec_cli([bin_path("dramatiq"), "dramatiq_adapter", "--processes", str(spec.procs),
+                  "--threads", str(spec.threads), "--queues", QUEUE])
+
+    def roundtrip(self, spec: Spec) -> list[float]:
+        def one() -> None:
+            message = noop.send()
+            if message.get_result(block=True, timeout=30_000) != RESULT:
+                raise RuntimeError("wrong result")
+
+        return roundtrips_sync(one, spec)
+
+
+ADAPTER = DramatiqAdapter()

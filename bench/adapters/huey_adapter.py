@@ -1,0 +1,56 @@
+"""Huey with RedisHuey: a consumer of N worker threads per process, P consumer processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from _common import RESULT, Spec, roundtrips_sync, run_in_processes, tick
+from huey import RedisHuey
+
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
+
+# blocking=True (the default) dequeues with BRPOP; notify_result=True makes result waits
+# block on BLPOP instead of polling with back-off.
+huey = RedisHuey("bench", url=URL, blocking=True, notify_result=TUNED)
+
+
+@huey.task()
+def noop() -> int:
+    tick()
+    return RESULT
+
+
+class HueyAdapter:
+    def enqueue(self, spec: Spec) -> float:
+        huey.storage.conn.ping()
+        start = time.perf_counter()
+        if spec.bulk:
+            noop.map([()] * spec.n)
+        else:
+            for _ in range(spec.n):
+                noop()
+        return time.perf_counter() - start
+
+    def fill(self, spec: Spec) -> None:
+        noop.map([()] * spec.n)
+
+    def worker(self, spec: Spec) -> None:
+        def one() -> None:
+            consumer = huey.create_consumer(
+                workers=spec.threads, worker_type="thread", periodic=not TUNED
+            )
+            consumer.run()
+
+        run_in_processes(one, spec.procs)
+
+    def roundtrip(self, spec: Spec) -> list[float]:
+        def one() -> None:
+            if noop().get(blocking=True, timeout=30) != RESULT:
+                raise RuntimeError("wrong result")
+
+        return roundtrips_sync(one, spec)
+
+
+ADAPTER = HueyAdapter()

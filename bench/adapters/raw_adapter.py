@@ -1,0 +1,81 @@
+"""The floor: a bare redis-py queue (LPUSH / BRPOP), the least work a Redis queue can do.
+
+No ids, no serialization, no leases, no results in the drain: what any task runner adds on
+top of this is its cost. Bulk enqueue is one pipeline of LPUSH commands. The round trip
+pushes ``reply:<id>`` and blocks on ``BRPOP`` of a per-task reply list, which the worker
+fills.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import redis
+from _common import Spec, roundtrips_sync, run_in_processes, tick
+
+QUEUE = "raw:queue"
+REPLY = "raw:reply:"
+
+
+class RawAdapter:
+    def _client(self, spec: Spec) -> redis.Redis:
+        return redis.Redis.from_url(spec.redis_url)
+
+    def enqueue(self, spec: Spec) -> float:
+        client = self._client(spec)
+        client.ping()
+        start = time.perf_counter()
+        if spec.bulk:
+            pipe = client.pipeline(transaction=False)
+            for _ in range(spec.n):
+                pipe.lpush(QUEUE, b"noop")
+            pipe.execute()
+        else:
+            for _ in range(spec.n):
+                client.lpush(QUEUE, b"noop")
+        return time.perf_counter() - start
+
+    def fill(self, spec: Spec) -> None:
+        self.enqueue(Spec(**{**spec.__dict__, "bulk": True}))
+
+    def worker(self, spec: Spec) -> None:
+        def one_process() -> None:
+            threads = [
+                threading.Thread(target=self._loop, args=(spec,), daemon=True)
+                for _ in range(spec.threads)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        run_in_processes(one_process, spec.procs)
+
+    def _loop(self, spec: Spec) -> None:
+        client = self._client(spec)
+        while True:
+            item = client.brpop([QUEUE], timeout=1)
+            if item is None:
+                continue
+            tick()
+            body = item[1]
+            if body.startswith(b"reply:"):
+                key = REPLY + body[6:].decode()
+                client.lpush(key, b"1")
+                client.expire(key, 60)
+
+    def roundtrip(self, spec: Spec) -> list[float]:
+        client = self._client(spec)
+
+        def one() -> None:
+            task_id = uuid.uuid4().hex
+            client.lpush(QUEUE, b"reply:" + task_id.encode())
+            if client.brpop([REPLY + task_id], timeout=30) is None:
+                raise TimeoutError("no reply within 30 s")
+
+        return roundtrips_sync(one, spec)
+
+
+ADAPTER = RawAdapter()

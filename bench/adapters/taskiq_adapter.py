@@ -1,0 +1,91 @@
+"""taskiq with taskiq-redis: the Redis stream broker (acknowledged delivery, the README's
+choice) and the Redis result backend. Workers run through ``taskiq worker``.
+
+The stream consumer group starts at ``$`` (new messages only), so every producer here runs
+the broker's start-up first, which creates the group before any message is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from _common import (
+    RESULT,
+    NotSupported,
+    Spec,
+    bin_path,
+    exec_cli,
+    roundtrips_async,
+    run_async,
+    tick,
+)
+from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
+
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
+CHECK_INTERVAL = 0.001 if TUNED else 0.2
+
+broker = RedisStreamBroker(url=URL, queue_name="bench").with_result_backend(
+    RedisAsyncResultBackend(redis_url=URL)
+)
+
+
+@broker.task(task_name="bench.noop")
+async def noop() -> int:
+    tick()
+    return RESULT
+
+
+class TaskiqAdapter:
+    def enqueue(self, spec: Spec) -> float:
+        if spec.bulk:
+            raise NotSupported("taskiq has no bulk enqueue API")
+
+        async def go() -> float:
+            await broker.startup()
+            start = time.perf_counter()
+            for _ in range(spec.n):
+                await noop.kiq()
+            elapsed = time.perf_counter() - start
+            await broker.shutdown()
+            return elapsed
+
+        return float(run_async(go()))
+
+    def fill(self, spec: Spec) -> None:
+        async def go() -> None:
+            await broker.startup()
+            for start in range(0, spec.n, 200):
+                count = min(200, spec.n - start)
+                await asyncio.gather(*(noop.kiq() for _ in range(count)))
+            await broker.shutdown()
+
+        run_async(go())
+
+    def worker(self, spec: Spec) -> None:
+        exec_cli([bin_path("taskiq"), "worker", "taskiq_adapter:broker",
+                  "--workers", str(spec.procs), "--max-async-tasks", str(spec.threads),
+                  "--log-level", "WARNING" if TUNED else "INFO"])
+
+    def roundtrip(self, spec: Spec) -> list[float]:
+        async def go() -> list[float]:
+            await broker.startup()
+
+            async def one() -> None:
+                task = await noop.kiq()
+                result = await task.wait_result(check_interval=CHECK_INTERVAL, timeout=30)
+                if result.is_err or result.return_value != RESULT:
+                    raise RuntimeError(f"task failed: {result.error}")
+
+            latencies = await roundtrips_async(one, spec)
+            await broker.shutdown()
+            return latencies
+
+        result: list[float] = run_async(go())
+        return result
+
+
+ADAPTER = TaskiqAdapter()
+__all__ = ["ADAPTER", "NotSupported"]

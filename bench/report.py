@@ -1,0 +1,201 @@
+"""Summaries of raw runs, the markdown tables, the issue-6 target checks, and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from peers import WORKLOADS, System
+
+#: (workload, measure) pairs that have a median/min/max, in table order.
+MEASURES = (
+    ("A-one", "value"),
+    ("A-bulk", "value"),
+    ("B1", "value"),
+    ("B2", "value"),
+    ("C", "p50"),
+    ("C", "p95"),
+    ("C", "p99"),
+    ("D", "value"),
+)
+
+
+def summarize(runs: list[dict[str, Any]], measure: str) -> dict[str, Any] | None:
+    """Median, min and max of one measure over the runs that produced it."""
+    values = [float(r[measure]) for r in runs if measure in r]
+    if not values:
+        notes = sorted({str(r.get("unsupported") or r.get("error")) for r in runs
+                        if r.get("unsupported") or r.get("error")})
+        return {"note": "; ".join(notes)} if notes else None
+    summary: dict[str, Any] = {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
+    partial = [r["partial"] for r in runs if "partial" in r]
+    if partial:
+        summary["partial"] = partial
+    return summary
+
+
+def summaries(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """``{system key: {"A-one": summary, ..., "C.p50": summary, ...}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, per_workload in results.items():
+        row: dict[str, Any] = {}
+        for workload, measure in MEASURES:
+            runs = per_workload.get(workload)
+            if runs is None:
+                continue
+            name = workload if measure == "value" else f"{workload}.{measure}"
+            summary = summarize(runs, measure)
+            if summary is not None:
+                row[name] = summary
+        out[key] = row
+    return out
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "rate":
+        return f"{value:,.0f}"
+    if unit == "ms":
+        return f"{value:.2f}" if value < 10 else f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def cell(summary: dict[str, Any] | None, unit: str) -> str:
+    if summary is None:
+        return "—"
+    if "median" not in summary:
+        return "n/a"
+    text = _fmt(summary["median"], unit)
+    if summary["runs"] > 1:
+        text += f" ({_fmt(summary['min'], unit)}–{_fmt(summary['max'], unit)})"
+    if summary.get("partial"):
+        text += " †"
+    return text
+
+
+def tables(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
+    """The two markdown tables: throughput, then latency and idle cost."""
+    lines = [
+        "Throughput, tasks/s (median of runs, min–max in brackets; higher is better)",
+        "",
+        "| system | A enqueue one by one | A enqueue bulk | B1 drain 1×4 | B2 drain 2×4 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for system in systems:
+        row = summary.get(system.key, {})
+        bulk = "n/a" if system.peer.bulk_api is None else cell(row.get("A-bulk"), "rate")
+        lines.append(
+            f"| {system.label} | {cell(row.get('A-one'), 'rate')} | "
+            f"{bulk} | {cell(row.get('B1'), 'rate')} | "
+            f"{cell(row.get('B2'), 'rate')} |"
+        )
+    lines += [
+        "",
+        "Round trip (ms, lower is better) and idle cost (% of one core, 8 threads)",
+        "",
+        "| system | C p50 | C p95 | C p99 | D idle CPU % |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for system in systems:
+        row = summary.get(system.key, {})
+        lines.append(
+            f"| {system.label} | {cell(row.get('C.p50'), 'ms')} | {cell(row.get('C.p95'), 'ms')} "
+            f"| {cell(row.get('C.p99'), 'ms')} | {cell(row.get('D'), 'pct')} |"
+        )
+    lines += [
+        "",
+        "— not run; n/a: the system has no such API; † at least one run hit its time budget "
+        "and reports the rate of what it finished.",
+    ]
+    return "\n".join(lines)
+
+
+def _median(summary: dict[str, dict[str, Any]], key: str, name: str) -> float | None:
+    entry = summary.get(key, {}).get(name)
+    if entry is None or "median" not in entry:
+        return None
+    return float(entry["median"])
+
+
+def _best_peer(
+    systems: list[System], summary: dict[str, dict[str, Any]], name: str
+) -> tuple[str, float] | None:
+    best: tuple[str, float] | None = None
+    for system in systems:
+        if system.peer.name in ("raw", "taskkit"):
+            continue
+        value = _median(summary, system.key, name)
+        if value is not None and (best is None or value > best[1]):
+            best = (system.label, value)
+    return best
+
+
+def targets(systems: list[System], summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 6's targets, each with the measured ratio and whether it is met."""
+    checks: list[dict[str, Any]] = []
+    tk = "taskkit"
+
+    def ratio_check(name: str, label: str, against: tuple[str, float] | None, need: float) -> None:
+        mine = _median(summary, tk, name)
+        if mine is None or against is None:
+            checks.append({"target": label, "met": None, "detail": "not measured"})
+            return
+        ratio = mine / against[1]
+        checks.append({
+            "target": label,
+            "met": ratio >= need,
+            "detail": f"taskkit {mine:,.0f}/s vs {against[0]} {against[1]:,.0f}/s = {ratio:.2f}×",
+        })
+
+    def floor(name: str) -> tuple[str, float] | None:
+        value = _median(summary, "raw", name)
+        return None if value is None else ("raw floor", value)
+
+    ratio_check("B2", "B2 drain ≥ 1.5× the fastest peer", _best_peer(systems, summary, "B2"), 1.5)
+    ratio_check("B2", "B2 drain ≥ 50 % of the raw floor", floor("B2"), 0.5)
+    ratio_check("A-one", "A one by one ≥ 1.2× the fastest peer",
+                _best_peer(systems, summary, "A-one"), 1.2)
+    ratio_check("A-bulk", "A bulk ≥ 50 % of the raw pipelined floor", floor("A-bulk"), 0.5)
+
+    p50 = _median(summary, tk, "C.p50")
+    p99 = _median(summary, tk, "C.p99")
+    raw50 = _median(summary, "raw", "C.p50")
+    if p50 is None or p99 is None:
+        checks.append({"target": "C p50 ≤ 1 ms and p99 ≤ 5 ms", "met": None,
+                       "detail": "not measured"})
+    else:
+        detail = f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        met = p50 <= 1.0 and p99 <= 5.0
+        if raw50 is not None:
+            detail += f"; raw p50 {raw50:.2f} ms ({p50 / raw50:.1f}×)"
+        checks.append({"target": "C p50 ≤ 1 ms and p99 ≤ 5 ms (defaults)", "met": met,
+                       "detail": detail})
+    idle = _median(summary, tk, "D")
+    checks.append({
+        "target": "D idle CPU < 1 %",
+        "met": None if idle is None else idle < 1.0,
+        "detail": "not measured" if idle is None else f"{idle:.2f} % of one core",
+    })
+    return checks
+
+
+def targets_table(checks: list[dict[str, Any]]) -> str:
+    lines = ["| target | met | measured |", "|---|---|---|"]
+    for check in checks:
+        met = {True: "yes", False: "**no**", None: "—"}[check["met"]]
+        lines.append(f"| {check['target']} | {met} | {check['detail']} |")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
+
+
+__all__ = ["WORKLOADS", "cell", "summaries", "tables", "targets", "targets_table", "write_json"]

@@ -1,0 +1,228 @@
+"""The workloads: each function runs one measurement of one system and returns raw numbers.
+
+A  enqueue: time n enqueues from one producer, one by one or through the bulk API.
+B  drain: pre-fill n tasks (untimed), start the workers, and time from the first finished task
+   to the last one, read from the shared completion counter (so interpreter start-up and
+   imports are not counted). Bounded: a run that has not finished within its budget reports
+   the throughput of what it finished, and is flagged.
+C  round trip: an idle worker (1 process x 4 threads); n sequential enqueue-and-await.
+D  idle: workers with 8 threads and nothing to do; CPU seconds of their process trees over a
+   window, measured for all systems side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peers import System
+from procs import AdapterError, run_adapter, start_adapter, stop_tree, tree_cpu_seconds
+from redis_server import PrivateRedis
+
+log = logging.getLogger("bench.workloads")
+
+
+@dataclass
+class Context:
+    """What every run needs: the server, where each system's Python is, where logs go."""
+
+    redis: PrivateRedis
+    pythons: dict[str, str]
+    log_dir: Path
+    #: seconds a drain may take before it is cut short (its partial rate is reported).
+    drain_budget: float = 60.0
+    #: seconds the 500 round trips may take.
+    roundtrip_budget: float = 45.0
+
+    def python(self, system: System) -> str:
+        return self.pythons.get(system.peer.name, sys.executable)
+
+    def env(self, system: System, counter: Path | None = None) -> dict[str, str]:
+        env = {
+            "BENCH_REDIS_URL": self.redis.url(system.db),
+            "BENCH_VARIANT": system.variant,
+        }
+        if counter is not None:
+            env["BENCH_COUNTER"] = str(counter)
+        return env
+
+    def spec(self, system: System, cmd: str, **fields: Any) -> dict[str, Any]:
+        return {"cmd": cmd, "redis_url": self.redis.url(system.db), "variant": system.variant,
+                **fields}
+
+    def log_file(self, system: System) -> Path:
+        return self.log_dir / f"{system.key.replace('/', '-')}.log"
+
+    def flush(self, system: System) -> None:
+        self.redis.client(system.db).flushdb()
+
+
+def _counter_path() -> Path:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    fd, name = tempfile.mkstemp(prefix="bench-counter-", dir=base)
+    os.close(fd)
+    return Path(name)
+
+
+def enqueue(ctx: Context, system: System, n: int, bulk: bool, timeout: float) -> dict[str, Any]:
+    """Workload A: tasks per second for n enqueues."""
+    ctx.flush(system)
+    answer = run_adapter(
+        ctx.python(system), system.peer.adapter, ctx.spec(system, "enqueue", n=n, bulk=bulk),
+        ctx.env(system), timeout, ctx.log_file(system),
+    )
+    if "unsupported" in answer:
+        return {"unsupported": answer["unsupported"]}
+    seconds = float(answer["seconds"])
+    return {"value": n / seconds, "seconds": seconds}
+
+
+def drain(
+    ctx: Context, system: System, n: int, procs: int, threads: int, timeout: float
+) -> dict[str, Any]:
+    """Workload B: tasks per second while P x T workers empty a queue of n tasks."""
+    ctx.flush(system)
+    counter = _counter_path()
+    try:
+        run_adapter(
+            ctx.python(system), system.peer.adapter, ctx.spec(system, "fill", n=n),
+            ctx.env(system), timeout, ctx.log_file(system),
+        )
+        worker = start_adapter(
+            ctx.python(system), system.peer.adapter,
+            ctx.spec(system, "worker", procs=procs, threads=threads),
+            ctx.env(system, counter), ctx.log_file(system),
+        )
+        try:
+            return _watch_counter(counter, n, worker.pid, ctx.drain_budget, timeout)
+        finally:
+            stop_tree(worker, grace=2.0)
+    finally:
+        counter.unlink(missing_ok=True)
+
+
+def _watch_counter(
+    counter: Path, n: int, worker_pid: int, budget: float, startup_timeout: float
+) -> dict[str, Any]:
+    """Poll the counter file until n tasks finished or the budget ran out.
+
+    The clock starts at the first finished task, so start-up is not counted; the tasks that
+    finished before the first look are subtracted.
+    """
+    started = time.monotonic()
+    first_at: float | None = None
+    first_count = 0
+    count = 0
+    while True:
+        now = time.monotonic()
+        count = counter.stat().st_size
+        if first_at is None:
+            if count > 0:
+                first_at, first_count = now, count
+            elif now - started > startup_timeout:
+                raise AdapterError(f"no task finished within {startup_timeout:.0f} s of start")
+            elif not os.path.exists(f"/proc/{worker_pid}"):
+                raise AdapterError("the worker exited before finishing a task")
+        elif count >= n or now - first_at > budget:
+            break
+        # 5 ms between looks: fine enough for runs of seconds, cheap on a shared machine.
+        time.sleep(0.005)
+    elapsed = max(now - first_at, 1e-6)
+    done = count - first_count
+    result: dict[str, Any] = {"value": done / elapsed, "seconds": elapsed, "done": count}
+    if count < n:
+        result["partial"] = f"{count} of {n} in {elapsed:.0f} s"
+    return result
+
+
+def roundtrip(ctx: Context, system: System, n: int, warmup: int, timeout: float) -> dict[str, Any]:
+    """Workload C: latencies (ms) of n sequential enqueue-and-await with an idle worker."""
+    ctx.flush(system)
+    counter = _counter_path()
+    worker = start_adapter(
+        ctx.python(system), system.peer.adapter,
+        ctx.spec(system, "worker", procs=1, threads=4),
+        ctx.env(system, counter), ctx.log_file(system),
+    )
+    try:
+        answer = run_adapter(
+            ctx.python(system), system.peer.adapter,
+            ctx.spec(system, "roundtrip", n=n, warmup=warmup, budget=ctx.roundtrip_budget),
+            ctx.env(system), timeout, ctx.log_file(system),
+        )
+    finally:
+        stop_tree(worker, grace=2.0)
+        counter.unlink(missing_ok=True)
+    latencies = sorted(float(x) for x in answer["latencies_ms"])
+    if not latencies:
+        raise AdapterError("no round trip finished")
+    result: dict[str, Any] = {
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+        "mean": statistics.fmean(latencies),
+        "count": len(latencies),
+    }
+    if len(latencies) < n:
+        result["partial"] = f"{len(latencies)} of {n} within the budget"
+    return result
+
+
+def idle(
+    ctx: Context, systems: list[System], seconds: float, threads: int, ready_timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Workload D: CPU % (of one core) of each system's idle worker tree over ``seconds``.
+
+    All systems' workers run side by side: an idle worker's cost is its own wake-ups, which
+    others barely disturb, and this keeps the suite short. Each worker first proves it is up
+    by completing a few round trips.
+    """
+    workers = {}
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for system in systems:
+            ctx.flush(system)
+            workers[system.key] = start_adapter(
+                ctx.python(system), system.peer.adapter,
+                ctx.spec(system, "worker", procs=1, threads=threads),
+                ctx.env(system), ctx.log_file(system),
+            )
+        ready = []
+        for system in systems:
+            try:
+                run_adapter(
+                    ctx.python(system), system.peer.adapter,
+                    ctx.spec(system, "roundtrip", n=0, warmup=3, budget=ready_timeout),
+                    ctx.env(system), ready_timeout, ctx.log_file(system),
+                )
+                ready.append(system)
+            except AdapterError as exc:
+                results[system.key] = {"error": str(exc)}
+        # Let start-up work (connection pools, first heartbeats) settle before measuring.
+        time.sleep(1.0)
+        before = {s.key: tree_cpu_seconds(workers[s.key].pid) for s in ready}
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        for system in ready:
+            used = tree_cpu_seconds(workers[system.key].pid) - before[system.key]
+            results[system.key] = {"value": 100.0 * used / elapsed, "cpu_seconds": used}
+    finally:
+        for proc in workers.values():
+            stop_tree(proc, grace=2.0)
+    return results
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil without floats drifting
+    return sorted_values[int(rank) - 1]
