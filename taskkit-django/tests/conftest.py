@@ -155,6 +155,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     from django.db import connections
 
+    from taskkit_django import _listen
+
+    _listen.stop_all()
     for conn in connections.all(initialized_only=True):
         conn.close()
     if "pg" in URLS:

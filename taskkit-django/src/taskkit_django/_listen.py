@@ -83,6 +83,43 @@ class Waiters:
             self._cond.notify_all()
 
 
+_shared: dict[str, tuple[Listener, int]] = {}
+_shared_lock = threading.Lock()
+
+
+def acquire(using: str) -> Listener:
+    """The process's listener for ``using``, shared by every backend on that alias."""
+    with _shared_lock:
+        listener, users = _shared.get(using, (None, 0))
+        if listener is None or listener._pid != os.getpid():
+            listener, users = Listener(using), 0
+        _shared[using] = (listener, users + 1)
+        return listener
+
+
+def release(listener: Listener) -> None:
+    """Stop the listener when its last backend is closed."""
+    with _shared_lock:
+        current, users = _shared.get(listener.using, (None, 0))
+        if current is not listener:
+            listener.stop()
+            return
+        if users <= 1:
+            del _shared[listener.using]
+            listener.stop()
+        else:
+            _shared[listener.using] = (listener, users - 1)
+
+
+def stop_all() -> None:
+    """Stop every listener of this process (tests, interpreter shutdown)."""
+    with _shared_lock:
+        listeners = [entry[0] for entry in _shared.values()]
+        _shared.clear()
+    for listener in listeners:
+        listener.stop()
+
+
 class Listener:
     """The LISTEN connection and its reader thread for one database alias."""
 

@@ -47,7 +47,8 @@ from taskkit.clock import Clock
 from taskkit.errors import ConfigurationError, LeaseLost
 
 from . import _db
-from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX, Listener
+from . import _listen
+from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
 
 __all__ = ["DjangoBackend"]
 
@@ -124,6 +125,7 @@ class DjangoBackend(Backend):
         self._seen: dict[tuple[str, int], int] = {}
         self._last_sweep = 0.0
         self._data_versions: dict[int, int] = {}
+        self._busy: dict[tuple[str, int], bool] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.url, self.using, self._options()))
@@ -294,29 +296,33 @@ class DjangoBackend(Backend):
         max_deliveries: int,
     ) -> ClaimBatch:
         self._maybe_sweep()
+        busy_key = (group, threading.get_ident())
 
         def op(replaying: bool) -> ClaimBatch:
             self._before_claim(group)
-            now = self._now_value()
-            base = self._tasks().filter(group=group)
-            # The idle path reads two indexed minimums and takes no lock at all.
-            next_due = self._next_due(base, ())
-            if limit < 1 or next_due is None or next_due > now:
-                return ClaimBatch([], next_due, [])
+            if limit < 1 or not self._busy.get(busy_key):
+                # The idle path: one read of the clock and two indexed minimums, no lock.
+                now, next_due = self._next_due(group, ())
+                if limit < 1 or next_due is None or next_due > now:
+                    return ClaimBatch([], next_due, [])
             with _db.write_transaction(self.using):
-                return self._claim_locked(base, worker_id, limit, lease_seconds, max_deliveries)
+                batch = self._claim_locked(group, worker_id, limit, lease_seconds, max_deliveries)
+            # While claims come back full, skip the idle path's read next time.
+            self._busy[busy_key] = len(batch.claims) >= limit
+            return batch
 
         return self._run(op)  # type: ignore[no-any-return]
 
     def _claim_locked(
         self,
-        base: QuerySet[Any],
+        group: str,
         worker_id: str,
         limit: int,
         lease_seconds: float,
         max_deliveries: int,
     ) -> ClaimBatch:
-        now = self._now_value()
+        now = self._now_expr()
+        base = self._tasks().filter(group=group)
         fields = ("id", "deliveries", "due", "created")
         expired = list(
             base.filter(state=_RUNNING, lease_expires__lte=now)
@@ -334,15 +340,14 @@ class DjangoBackend(Backend):
         candidates = [row for row in expired if row[1] < max_deliveries] + queued
         candidates.sort(key=lambda row: (row[2], row[3], row[0]))
         chosen = [row[0] for row in candidates[:limit]]
-        next_due = self._next_due(base, chosen + dead_ids)
 
         dead: list[Outcome] = []
         if dead_ids:
-            self._tasks().filter(id__in=dead_ids).update(
+            base.filter(id__in=dead_ids).update(
                 state=_DEAD,
                 error="worker lost",
                 finished=now,
-                expires=Value(now) + F("ttl"),
+                expires=now + F("ttl"),
                 worker_id=None,
                 lease_expires=None,
                 cancel_requested=False,
@@ -355,31 +360,47 @@ class DjangoBackend(Backend):
         if chosen:
             # One token per task (workers key their bookkeeping by token), set in one UPDATE.
             tokens = {task_id: uuid.uuid4().hex for task_id in chosen}
-            lease_expires = now + lease_seconds
             self._tasks().filter(id__in=chosen).update(
                 state=_RUNNING,
                 token=Case(*(When(id=i, then=Value(t)) for i, t in tokens.items())),
                 worker_id=worker_id,
-                lease_expires=lease_expires,
+                lease_expires=now + Value(lease_seconds),
                 deliveries=F("deliveries") + 1,
             )
             rows = {r.id: r for r in self._tasks().filter(id__in=chosen)}
-            claims = [Claim(_task(rows[i]), tokens[i], lease_expires, worker_id) for i in chosen]
+            claims = [
+                Claim(_task(rows[i]), tokens[i], float(rows[i].lease_expires), worker_id)
+                for i in chosen
+            ]
+        # After the update: what this batch took is no longer pending for this caller.
+        _, next_due = self._next_due(group, chosen)
         return ClaimBatch(claims, next_due, dead)
 
-    def _next_due(self, base: QuerySet[Any], exclude: Sequence[str]) -> float | None:
-        """The earliest due time or lease expiry among pending tasks not in ``exclude``."""
-        queued = base.filter(state=_QUEUED)
-        running = base.filter(state=_RUNNING)
+    def _next_due(self, group: str, exclude: Sequence[str]) -> tuple[float, float | None]:
+        """(now, the earliest due time or lease expiry among pending tasks not in
+        ``exclude``), in one round trip on two indexed minimums."""
+        qn = connections[self.using].ops.quote_name
+        table, col = qn("taskkit_task"), qn("group")
+        params: list[Any] = []
+        if self.clock is not None:
+            now_sql = "%s"
+            params.append(self.clock.time())
+        else:
+            now_sql = _db.now_sql(self.using)
+        not_in = ""
         if exclude:
-            queued = queued.exclude(id__in=exclude)
-            running = running.exclude(id__in=exclude)
-        times = [
-            queued.aggregate(m=Min("due"))["m"],
-            running.aggregate(m=Min("lease_expires"))["m"],
-        ]
-        known = [float(t) for t in times if t is not None]
-        return min(known) if known else None
+            not_in = f" AND {qn('id')} NOT IN ({', '.join(['%s'] * len(exclude))})"
+        sql = (
+            f"SELECT {now_sql}, "
+            f"(SELECT MIN(due) FROM {table} WHERE {col} = %s AND state = %s), "
+            f"(SELECT MIN(lease_expires) FROM {table} WHERE {col} = %s AND state = %s{not_in})"
+        )
+        params += [group, _QUEUED, group, _RUNNING, *exclude]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql, params)
+            now, queued, running = cursor.fetchone()
+        known = [float(t) for t in (queued, running) if t is not None]
+        return float(now), (min(known) if known else None)
 
     def _fenced(self, claims: Sequence[Claim]) -> Q:
         return reduce(or_, (Q(id=c.task.id, token=c.token) for c in claims)) & Q(state=_RUNNING)
@@ -731,7 +752,8 @@ class PostgresBackend(DjangoBackend):
 
     def __init__(self, using: str = "default", **options: Any) -> None:
         super().__init__(using, **options)
-        self._listener = Listener(using)
+        self._listener = _listen.acquire(using)
+        self._closed = False
 
     def _notify(self, payloads: Iterable[str]) -> None:
         payloads = list(payloads)
@@ -781,7 +803,9 @@ class PostgresBackend(DjangoBackend):
             listener.waiters.unwatch(key)
 
     def close(self) -> None:
-        self._listener.stop()
+        if not self._closed:
+            self._closed = True
+            _listen.release(self._listener)
         super().close()
 
 
