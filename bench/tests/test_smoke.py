@@ -1,0 +1,52 @@
+"""Smoke run of the benchmark harness: tiny sizes, the raw redis-py floor only.
+
+It proves the harness works end to end (private redis-server, adapter subprocesses, the
+counter, every workload, tables, JSON, chart). It asserts nothing about speed: benchmarks are
+not tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="needs a redis-server executable"
+)
+
+
+def test_quick_run_of_the_raw_floor(tmp_path: Path) -> None:
+    out_json = tmp_path / "quick.json"
+    out_svg = tmp_path / "quick.svg"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--only", "raw",
+         "--n", "300", "--rt-n", "20", "--idle-seconds", "1",
+         "--json", str(out_json), "--chart", str(out_svg)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| raw redis-py (floor) |" in done.stdout
+
+    payload = json.loads(out_json.read_text())
+    runs = payload["results"]["raw"]
+    for workload in ("A-one", "A-bulk", "B1", "B2", "C", "D"):
+        assert len(runs[workload]) == 1, workload
+        assert "error" not in runs[workload][0], runs[workload][0]
+    # Every drain ran to the end (300 tasks counted), and the round trips all came back.
+    assert runs["B2"][0]["done"] >= 300
+    assert runs["C"][0]["count"] == 20
+    summary = payload["summary"]["raw"]
+    assert summary["C.p50"]["median"] <= summary["C.p99"]["median"]
+
+    svg = ET.parse(out_svg).getroot()
+    assert svg.tag.endswith("svg")
+    texts = [t.text for t in svg.iter() if t.tag.endswith("text")]
+    assert "raw redis-py (floor)" in texts
