@@ -38,11 +38,11 @@ def _median(summary: dict[str, dict[str, Any]], key: str, name: str) -> float | 
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    exp = 10.0 ** math.floor(math.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
         if step * exp >= value:
             return step * exp
-    return 10 * exp
+    return 10.0 * exp
 
 
 def _text(x: float, y: float, text: str, size: int = 11, anchor: str = "start",

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
+import importlib
 import logging
 import os
 import platform
@@ -112,10 +114,12 @@ class Progress:
     """A tqdm bar on stderr when tqdm is installed, plain log lines otherwise."""
 
     def __init__(self, total: int) -> None:
+        self._bar: Any = None
         try:
-            from tqdm import tqdm
+            # Imported by name: tqdm is optional and ships no type information.
+            tqdm = importlib.import_module("tqdm").tqdm
         except ImportError:
-            self._bar: Any = None
+            pass
         else:
             self._bar = tqdm(total=total, file=sys.stderr, unit="run", dynamic_ncols=True)
         self.total = total
@@ -169,6 +173,18 @@ def taskkit_available() -> str | None:
     return None
 
 
+def _enqueue(ctx: Context, *, system: System, n: int, bulk: bool, timeout: float) -> Any:
+    return enqueue(ctx, system, n, bulk, timeout)
+
+
+def _drain(ctx: Context, *, system: System, n: int, procs: int, timeout: float) -> Any:
+    return drain(ctx, system, n, procs, 4, timeout)
+
+
+def _roundtrip(ctx: Context, *, system: System, n: int, timeout: float) -> Any:
+    return roundtrip(ctx, system, n, 20, timeout)
+
+
 @contextmanager
 def _guard(record: list[dict[str, Any]], progress: Progress, what: str) -> Iterator[None]:
     try:
@@ -190,17 +206,19 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     log_dir = HERE / "results" / "raw" / stamp
     n, timeout = args.n, 60.0 + args.n / 100.0
 
-    per_run: list[tuple[str, System | None, Callable[[Context], Any]]] = []
+    per_run: list[tuple[str, System, Callable[[Context], Any]]] = []
+    rt_timeout = 120.0 + 2 * args.drain_budget
     for system in systems:
-        def add(workload: str, fn: Callable[[Context], Any], system: System = system) -> None:
+        plan: dict[str, Callable[[Context], Any]] = {
+            "A-one": functools.partial(_enqueue, system=system, n=n, bulk=False, timeout=timeout),
+            "A-bulk": functools.partial(_enqueue, system=system, n=n, bulk=True, timeout=timeout),
+            "B1": functools.partial(_drain, system=system, n=n, procs=1, timeout=timeout),
+            "B2": functools.partial(_drain, system=system, n=n, procs=2, timeout=timeout),
+            "C": functools.partial(_roundtrip, system=system, n=args.rt_n, timeout=rt_timeout),
+        }
+        for workload, fn in plan.items():
             if workload in wanted and system.runs(workload):
                 per_run.append((workload, system, fn))
-
-        add("A-one", lambda c, s=system: enqueue(c, s, n, False, timeout))
-        add("A-bulk", lambda c, s=system: enqueue(c, s, n, True, timeout))
-        add("B1", lambda c, s=system: drain(c, s, n, 1, 4, timeout))
-        add("B2", lambda c, s=system: drain(c, s, n, 2, 4, timeout))
-        add("C", lambda c, s=system: roundtrip(c, s, args.rt_n, 20, 120.0 + 2 * args.drain_budget))
     idle_systems = [s for s in systems if "D" in wanted and s.runs("D")]
     total = args.runs * (len(per_run) + (1 if idle_systems else 0))
 
@@ -226,7 +244,6 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             # load from elsewhere on the machine does not land on one system only.
             for run in range(args.runs):
                 for workload, system, fn in per_run:
-                    assert system is not None
                     progress.step(f"run {run + 1}/{args.runs} {system.key} {workload}")
                     record = results[system.key].setdefault(workload, [])
                     with _guard(record, progress, f"{system.key} {workload}"):

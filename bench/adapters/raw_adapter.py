@@ -61,6 +61,8 @@ class RawAdapter:
                 continue
             tick()
             body = item[1]
+            if isinstance(body, str):  # only with decode_responses, which we never set
+                body = body.encode()
             if body.startswith(b"reply:"):
                 key = REPLY + body[6:].decode()
                 client.lpush(key, b"1")
