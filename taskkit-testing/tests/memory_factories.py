@@ -34,3 +34,7 @@ class RealClockMemoryBackend(MemoryBackend):
 class RealClockFactory(SharedMemoryFactory):
     def __call__(self) -> Backend:  # type: ignore[override]  # a zero-argument factory
         return super().__call__(None)
+
+
+# The broken backends' module imports this one's names in the pytester runs.
+__all__ = ["RealClockFactory", "RealClockMemoryBackend", "SharedMemoryFactory"]

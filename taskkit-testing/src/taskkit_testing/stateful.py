@@ -200,20 +200,31 @@ class BackendStateMachine(RuleBasedStateMachine):
         self.last_step = f"claim(w{worker})"
         return multiple(*self._claim(worker, LONG_LEASE, LONG_LEASE))
 
-    @rule(target=claims, worker=st.integers(0, 2))
-    def claim_and_lose_the_worker(self, worker: int) -> Any:
+    def _lose_worker(self, worker: int) -> list[ClaimPair]:
         """A worker claims, then stops renewing (dies); its leases run out."""
-        self.last_step = f"claim_and_lose_the_worker(w{worker})"
         if self.shared_clock is not None:
             pairs = self._claim(worker, 5.0, 5.0)
             self.shared_clock.advance(6.0)
-            return multiple(*pairs)
+            return pairs
         pairs = self._claim(worker, self.short_lease, 5.0)
         if pairs:
             last = max(p.real.lease_expires for p in pairs)
             wait_until(lambda: self.backend.now() > last, self.deadline)
         self.model_clock.advance(6.0)
-        return multiple(*pairs)
+        return pairs
+
+    @rule(target=claims, worker=st.integers(0, 2))
+    def claim_and_lose_the_worker(self, worker: int) -> Any:
+        self.last_step = f"claim_and_lose_the_worker(w{worker})"
+        return multiple(*self._lose_worker(worker))
+
+    @rule(target=claims, dying=st.integers(0, 2), rescuer=st.integers(0, 2))
+    def a_worker_dies_and_another_takes_over(self, dying: int, rescuer: int) -> Any:
+        """The dead worker's claims stay in the bundle: from now on their tokens are stale."""
+        self.last_step = f"a_worker_dies_and_another_takes_over(w{dying}, w{rescuer})"
+        zombies = self._lose_worker(dying)
+        fresh = self._claim(rescuer, LONG_LEASE, LONG_LEASE)
+        return multiple(*zombies, *fresh)
 
     @rule(pairs=st.lists(claims, max_size=4))
     def renew(self, pairs: list[ClaimPair]) -> None:
@@ -364,6 +375,8 @@ class StatefulBackendTests(KitTestBase):
 
     max_examples: ClassVar[int] = 50
     step_count: ClassVar[int] = 30
+    #: Extra :func:`hypothesis.settings` arguments (``{"phases": ...}``, ``{"database": None}``).
+    hypothesis_settings: ClassVar[dict[str, Any]] = {}
 
     def test_backend_matches_the_reference_model(
         self, backends: BackendPool, kit_settings: KitSettings
@@ -377,5 +390,6 @@ class StatefulBackendTests(KitTestBase):
                 stateful_step_count=self.step_count,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+                **self.hypothesis_settings,
             ),
         )

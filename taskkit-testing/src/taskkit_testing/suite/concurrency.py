@@ -30,7 +30,9 @@ def check_exactly_once(deliveries: Counter[str], expected: set[str]) -> None:
         f"claim), e.g. {next(iter(twice))!r} {max(twice.values())} times"
     )
     missing = expected - set(deliveries)
-    assert not missing, violated(f"{len(missing)} task(s) put() stored were never claimed (lost)")
+    assert not missing, violated(
+        f"{len(missing)} task(s) put() reported as stored were lost (never claimed)"
+    )
     extra = set(deliveries) - expected
     assert not extra, violated(f"{len(extra)} task(s) were claimed that nobody put")
 

@@ -30,6 +30,15 @@ class EnqueueTests(KitTestBase):
         )
         assert outcome.result is None and outcome.finished is None
 
+    def test_every_stored_task_is_kept(
+        self, backend: Backend, tasks: TaskMaker, kit_settings: KitSettings
+    ) -> None:
+        made = tasks.many(kit_settings.size(50))
+        answers = backend.put(made[:10]) + [a for t in made[10:] for a in backend.put([t])]
+        assert answers == [True] * len(made)
+        lost = [t.id for t in made if backend.get_outcome(t.id) is None]
+        assert not lost, violated(f"{len(lost)} task(s) put() reported as stored were lost")
+
     def test_put_empty_batch(self, backend: Backend) -> None:
         assert backend.put([]) == []
 
@@ -65,6 +74,8 @@ class EnqueueTests(KitTestBase):
         batch = tasks.many(kit_settings.size(200))
         existing = batch[::7]
         assert backend.put(existing) == [True] * len(existing)
+        lost = [t.id for t in existing if backend.get_outcome(t.id) is None]
+        assert not lost, violated(f"{len(lost)} task(s) put() reported as stored were lost")
         answer = backend.put(batch)
         expected = [i % 7 != 0 for i in range(len(batch))]
         assert answer == expected, violated(
@@ -72,8 +83,8 @@ class EnqueueTests(KitTestBase):
         )
         claimed = _drain(backend, batch[0].group, timing.long_lease)
         assert sorted(claimed) == sorted(t.id for t in batch), violated(
-            f"{len(set(t.id for t in batch) - set(claimed))} task(s) that put() stored were "
-            "never claimable (a task was lost)"
+            f"{len(set(t.id for t in batch) - set(claimed))} task(s) put() reported as stored "
+            "were lost (never claimable)"
         )
 
     def test_bulk_put_with_a_repeated_id_inside_the_batch(
