@@ -21,7 +21,6 @@ import hashlib
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
@@ -150,10 +149,10 @@ class Scheduler:
         failures = 0
         log.debug("scheduler %r started with %d entries", self.name, len(self.entries))
         while not stop.is_set():
-            began = time.monotonic()
             try:
-                now = self._now()
-                wake = self._tick(now)
+                wake = self._tick(self._now())
+                # Measured after the tick, on the same clock: the tick's own duration counts.
+                after = self._now() if wake is not None else 0.0
             except Exception as exc:
                 failures += 1
                 delay = min(self.max_wait, _BASE_BACKOFF * 2 ** min(failures - 1, 16))
@@ -171,9 +170,7 @@ class Scheduler:
             if wake is None:
                 delay = self.max_wait
             else:
-                # The tick's own duration already passed on the clock that "now" came from.
-                delay = wake - now - (time.monotonic() - began)
-                delay = min(self.max_wait, max(_MIN_WAIT, delay))
+                delay = min(self.max_wait, max(_MIN_WAIT, wake - after))
             stop.wait(delay)
         log.debug("scheduler %r stopped", self.name)
 

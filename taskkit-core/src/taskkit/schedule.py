@@ -405,12 +405,19 @@ class RegularSchedule:
             if parsed["weekdays"] is None
             else frozenset((d + 1) % 7 for d in parsed["weekdays"])
         )
+        cron_days = parsed["days"]
+        if cron_days is not None and cron_weekdays is not None:
+            longest = max(_DAYS_IN_MONTH[m] for m in self.months)
+            if min(cron_days) > longest:
+                # No (day, month) pair exists, so only the weekdays can match; say so plainly
+                # (older cronsim releases reject an impossible day-of-month outright).
+                cron_days = None
         expression = " ".join(
             [
                 _cron_field(parsed["seconds"]),
                 _cron_field(parsed["minutes"]),
                 _cron_field(parsed["hours"]),
-                _cron_field(parsed["days"]),
+                _cron_field(cron_days),
                 _cron_field(parsed["months"]),
                 _cron_field(cron_weekdays),
             ]
