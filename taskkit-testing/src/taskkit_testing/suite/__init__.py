@@ -15,6 +15,7 @@ from .fencing import FencingTests
 from .leases import LeaseTests
 from .recovery import RecoveryTests
 from .results import ResultTests, WaitingTests
+from .runtime import RuntimeTests
 from .scheduling import SchedulingTests
 from .serialization import SerializationTests
 
@@ -31,6 +32,7 @@ __all__ = [
     "RecoveryTests",
     "ResultTests",
     "RetryTests",
+    "RuntimeTests",
     "SchedulingTests",
     "SerializationTests",
     "TOPICS",
@@ -53,12 +55,14 @@ TOPICS = (
     BadInputTests,
     ConcurrencyTests,
     RecoveryTests,
+    RuntimeTests,
 )
 
 
 class BackendTests(
     # pytest collects inherited tests in reverse MRO order: listing the topics backwards
     # runs them in TOPICS order, the quick contract checks before the process tests.
+    RuntimeTests,
     RecoveryTests,
     ConcurrencyTests,
     BadInputTests,

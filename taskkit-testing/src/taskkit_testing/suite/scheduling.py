@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
+from datetime import timedelta, timezone
 
-from taskkit import Backend, Task, TaskState
+from taskkit import Backend, FakeClock, RegularSchedule, ScheduleEntry, Task, TaskState
 
 from .._base import BackendPool, KitSettings, KitTestBase, Timing
 from ..helpers import TaskMaker, violated
@@ -117,3 +119,64 @@ class SchedulingTests(KitTestBase):
                 assert replicas[0].get_outcome(point_task(tasks, scheduler, key, point).id), (
                     violated("a fired schedule point stored no task")
                 )
+
+    def test_scheduler_replicas_fire_each_point_exactly_once(
+        self, backends: BackendPool, group: str, kit_settings: KitSettings
+    ) -> None:
+        """Three ``taskkit`` schedulers share the backend; a fake clock moves in 1 s steps over
+        ten simulated minutes (the reliability battery's S1)."""
+        from taskkit._scheduler import Scheduler  # noqa: PLC0415 - the runtime's own scheduler
+
+        jst = timezone(timedelta(hours=9))
+        schedules = {
+            "every-5s": RegularSchedule(seconds=set(range(0, 60, 5))),
+            "every-10s": RegularSchedule(seconds=set(range(0, 60, 10))),
+            "minute-00": RegularSchedule(seconds=0),
+            "minute-30": RegularSchedule(seconds=30),
+            "hourly-jst": RegularSchedule(seconds=0, minutes=0, tzinfo=jst),
+        }
+        entries = [ScheduleEntry(key, sched, group, key, b"{}") for key, sched in schedules.items()]
+        # Half a second past a round time five minutes before an hour: every point is
+        # strictly between two ticks, and the window crosses one hour boundary.
+        start = 1_700_000_000 // 3600 * 3600 + 3600 - 300 + 0.5
+        minutes = 10
+        clock = FakeClock(start)
+        fired: Counter[tuple[str, float]] = Counter()
+        lock = threading.Lock()
+
+        def record(task: Task) -> None:
+            with lock:
+                fired[(task.name, task.scheduled or 0.0)] += 1
+
+        replicas = [
+            Scheduler(backends.new(), "conformance", entries, clock=clock, on_fired=record)
+            for _ in range(3)
+        ]
+        order = random.Random(3)
+        for _ in range(minutes * 60):
+            for replica in order.sample(replicas, len(replicas)):
+                replica.tick()
+            clock.advance(1.0)
+        for replica in order.sample(replicas, len(replicas)):
+            replica.tick()
+        end = clock.time()
+        twice = {p: n for p, n in fired.items() if n > 1}
+        assert not twice, violated(
+            f"{len(twice)} schedule point(s) fired more than once by 3 replicas, e.g. {min(twice)}"
+        )
+        expected = {
+            "every-5s": 120,
+            "every-10s": 60,
+            "minute-00": minutes,
+            "minute-30": minutes,
+            "hourly-jst": 1,
+        }
+        counts = Counter(key for key, _ in fired)
+        assert dict(counts) == expected, violated(
+            f"schedule points fired per entry {dict(counts)}, expected {expected}"
+        )
+        assert all(start < point <= end for _, point in fired)
+        stats = backends.primary.stats(group)
+        assert stats.queued == sum(expected.values()), violated(
+            "fired schedule points did not all store a task"
+        )
