@@ -16,11 +16,13 @@ PLOT_W = WIDTH - LABEL_W - RIGHT_PAD
 BAR_H = 7
 FONT = "font-family='DejaVu Sans, Arial, sans-serif'"
 
-THROUGHPUT = (
-    ("A-one", "A enqueue one by one", "#4e79a7"),
-    ("A-bulk", "A enqueue bulk", "#a0cbe8"),
+DRAIN = (
     ("B1", "B1 drain 1×4", "#f28e2b"),
     ("B2", "B2 drain 2×4", "#e15759"),
+)
+ENQUEUE = (
+    ("A-one", "A enqueue one by one", "#4e79a7"),
+    ("A-bulk", "A enqueue bulk", "#a0cbe8"),
 )
 LATENCY = (
     ("C.p50", "C round trip p50", "#59a14f"),
@@ -77,6 +79,8 @@ def _panel(
         return y0 + 30
     if log_scale:
         lo = 10 ** math.floor(math.log10(min(values)))
+        if min(values) < 2 * lo:  # keep the shortest bar visible
+            lo /= 10
         hi = 10 ** math.ceil(math.log10(max(values)))
         hi = max(hi, lo * 10)
 
@@ -96,7 +100,7 @@ def _panel(
         x = LABEL_W + scale(tick)
         parts.append(f"<line x1='{x:.1f}' y1='{y0:.1f}' x2='{x:.1f}' y2='{y0 + height:.1f}' "
                      "stroke='#ddd' stroke-width='1'/>")
-        label = f"{tick:g}" if log_scale else f"{tick:,.0f}"
+        label = f"{tick:,.0f}" if tick >= 1 else f"{tick:g}"
         parts.append(_text(x, y0 + height + 14, label, 10, anchor="middle", fill="#555"))
     parts.append(_text(LABEL_W + PLOT_W / 2, y0 + height + 30, unit, 11, anchor="middle",
                        fill="#555"))
@@ -120,8 +124,10 @@ def _panel(
 
 def render(systems: list[System], summary: dict[str, dict[str, Any]], subtitle: str) -> str:
     parts: list[str] = []
-    y = _panel(parts, 30, "Throughput (tasks/s, higher is better)", systems, summary,
-               THROUGHPUT, False, "tasks per second (median of runs)")
+    y = _panel(parts, 30, "Drain throughput (tasks/s, higher is better)", systems, summary,
+               DRAIN, False, "tasks per second (median of runs)")
+    y = _panel(parts, y, "Enqueue throughput (tasks/s, log scale, higher is better)", systems,
+               summary, ENQUEUE, True, "tasks per second (median of runs)")
     y = _panel(parts, y, "Round-trip latency (ms, log scale, lower is better)", systems,
                summary, LATENCY, True, "milliseconds (median of runs)")
     height = y + 10
