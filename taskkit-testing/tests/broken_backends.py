@@ -83,7 +83,7 @@ class AcceptsStaleToken(MemoryBackend):
     def _current(self, claim: Claim) -> _Record:
         rec = self._records.get(claim.task.id)
         if rec is None or rec.state is not TaskState.RUNNING:
-            from taskkit import LeaseLost  # noqa: PLC0415
+            from taskkit import LeaseLost
 
             raise LeaseLost(claim.task.id)
         return rec

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from memory_factories import RealClockFactory, RealClockMemoryBackend, SharedMemoryFactory
-
 from taskkit_testing import BackendTests
 from taskkit_testing.stateful import StatefulBackendTests
 

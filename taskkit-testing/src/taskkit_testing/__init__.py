@@ -84,7 +84,36 @@ _EXPORTS = {
     },
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "BackendPool",
+    "BackendTests",
+    "BadInputTests",
+    "CancelTests",
+    "ConcurrencyTests",
+    "ControlEventTests",
+    "DeadLetterTests",
+    "EnqueueTests",
+    "FakeClock",
+    "FencingTests",
+    "KitSettings",
+    "KitTestBase",
+    "LeaseTests",
+    "Ledger",
+    "LedgerLine",
+    "RecoveryTests",
+    "ResultTests",
+    "RetryTests",
+    "RuntimeTests",
+    "SchedulingTests",
+    "SerializationTests",
+    "TaskMaker",
+    "Timing",
+    "WaitingTests",
+    "__version__",
+    "unique_name",
+    "violated",
+    "wait_until",
+]
 
 
 def __getattr__(name: str) -> Any:

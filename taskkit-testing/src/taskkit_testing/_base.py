@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
-
 from taskkit import Backend, FakeClock, Kit, TaskHandler
 
 from .helpers import TaskMaker, unique_name, violated, wait_until
@@ -75,7 +74,9 @@ class BackendPool:
         self, factory: Callable[..., Backend], clock: FakeClock | None, *, real_clock: bool
     ) -> None:
         self.factory = factory
-        self._offered = clock if (clock is not None and not real_clock and _accepts_clock(factory)) else None
+        self._offered = (
+            clock if (clock is not None and not real_clock and _accepts_clock(factory)) else None
+        )
         self.clock: FakeClock | None = None
         self._built: list[Backend] = []
         self.primary = self.new()
@@ -238,7 +239,7 @@ class KitTestBase:
     def picklable_factory(self, backend_factory: Callable[..., Backend]) -> Callable[..., Backend]:
         """The author's factory, checked to survive pickling (for ``spawn``ed children)."""
         try:
-            pickle.loads(pickle.dumps(backend_factory))
+            pickle.loads(pickle.dumps(backend_factory))  # noqa: S301 - our own bytes
         except Exception as exc:
             pytest.fail(
                 "backend_factory must be picklable so child processes can build the backend "

@@ -71,7 +71,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(
                 pytest.mark.xfail(
                     strict=True,
-                    reason=f"acknowledged gap: {sorted(matched)[0]} is in {cls.__name__}.expected_failures",
+                    reason=f"acknowledged gap: {sorted(matched)[0]} is in "
+                    f"{cls.__name__}.expected_failures",
                 )
             )
     for cls, names in unused.items():

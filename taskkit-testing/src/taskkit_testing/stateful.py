@@ -54,7 +54,7 @@ from .helpers import unique_name, violated, wait_until
 __all__ = ["BackendStateMachine", "StatefulBackendTests"]
 
 #: Deliveries before a task whose workers keep dying becomes a dead letter.
-MAX_DELIVERIES = 3
+MAX_DELIVERIES = 2
 #: A lease nothing in one example outlives.
 LONG_LEASE = 1e6
 #: "Far in the future" relative to an example's start, in either clock.
@@ -110,7 +110,15 @@ class BackendStateMachine(RuleBasedStateMachine):
     def _task_pair(self, task_id: str, n: int, future: bool) -> tuple[Task, Task]:
         def make(start: float) -> Task:
             due = self._due(start, n, future)
-            return Task(task_id, self.group, "job", f"data-{n}".encode(), due, start - 2000.0 + n * 1e-3, ttl=FAR)
+            return Task(
+                task_id,
+                self.group,
+                "job",
+                f"data-{n}".encode(),
+                due,
+                start - 2000.0 + n * 1e-3,
+                ttl=FAR,
+            )
 
         return make(self.real_start), make(self.model_start)
 
@@ -160,7 +168,9 @@ class BackendStateMachine(RuleBasedStateMachine):
         for claim in real.claims:
             twin = by_id[claim.task.id]
             if claim.task.deliveries != twin.task.deliveries:
-                self._disagree(f"deliveries of {claim.task.id}", claim.task.deliveries, twin.task.deliveries)
+                self._disagree(
+                    f"deliveries of {claim.task.id}", claim.task.deliveries, twin.task.deliveries
+                )
             pairs.append(ClaimPair(claim.task.id, claim, twin))
         return pairs
 
@@ -231,7 +241,7 @@ class BackendStateMachine(RuleBasedStateMachine):
         self.last_step = f"renew({[p.task_id for p in pairs]})"
         real = self.backend.renew([p.real for p in pairs], LONG_LEASE)
         model = self.model.renew([p.model for p in pairs], LONG_LEASE)
-        for pair, r, m in zip(pairs, real, model):
+        for r, m in zip(real, model):
             if m.value == "lost" and r.value != "lost":
                 pytest.fail(violated("a stale fencing token was accepted by renew()"))
         if real != model:
@@ -281,7 +291,10 @@ class BackendStateMachine(RuleBasedStateMachine):
     @rule(task_id=task_ids)
     def cancel(self, task_id: str) -> None:
         self.last_step = f"cancel({task_id})"
-        real, model = self.backend.cancel(task_id, "cancelled"), self.model.cancel(task_id, "cancelled")
+        real, model = (
+            self.backend.cancel(task_id, "cancelled"),
+            self.model.cancel(task_id, "cancelled"),
+        )
         if real is not model:
             self._disagree("cancel answer", real.value, model.value)
 
@@ -382,7 +395,9 @@ class StatefulBackendTests(KitTestBase):
         self, backends: BackendPool, kit_settings: KitSettings
     ) -> None:
         machine = machine_for(backends.primary, backends.clock, kit_settings)
-        examples = self.max_examples if backends.clock is not None else max(1, self.max_examples // 5)
+        examples = (
+            self.max_examples if backends.clock is not None else max(1, self.max_examples // 5)
+        )
         run_state_machine_as_test(
             machine,
             settings=settings(

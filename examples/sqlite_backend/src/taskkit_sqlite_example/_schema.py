@@ -50,9 +50,7 @@ CREATE TABLE IF NOT EXISTS control_events (
 """
 
 #: The columns that make up a Task, in the order ``row_to_task`` reads them.
-TASK_COLUMNS = (
-    "id, grp, name, data, due, created, scheduled, retry_count, ttl, timeout, deliveries"
-)
+TASK_COLUMNS = "id, grp, name, data, due, created, scheduled, retry_count, ttl, timeout, deliveries"
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from taskkit import (
     Backend,
@@ -32,18 +32,24 @@ from taskkit import (
     Task,
     TaskState,
 )
-from taskkit.backend import ControlKind
 from taskkit.clock import Clock, SystemClock
 
 from . import _schema
 
 __all__ = ["SQLiteBackend"]
 
+# Spelled out here because taskkit does not export it publicly (it lives in taskkit._task).
+ControlKind = Literal["shutdown", "pause", "resume"]
+
 log = logging.getLogger(__name__)
 
 _CONTROL_KEPT = 100
 _SWEEP_BATCH = 200
 _OUTCOME_COLUMNS = f"{_schema.TASK_COLUMNS}, state, result, error, finished"
+# The SQL below interpolates only these module constants (column lists), never input.
+_SELECT_TASKS = f"SELECT {_schema.TASK_COLUMNS}, state FROM tasks"  # noqa: S608
+_SELECT_OUTCOMES = f"SELECT {_OUTCOME_COLUMNS} FROM tasks"  # noqa: S608
+_INSERT_TASK = f"INSERT OR IGNORE INTO tasks ({_schema.TASK_COLUMNS}, state)"
 
 
 def _task(row: Sequence[Any]) -> Task:
@@ -184,8 +190,7 @@ class SQLiteBackend(Backend):
         # An expired record no longer exists as far as the contract is concerned.
         conn.execute("DELETE FROM tasks WHERE id = ? AND expires <= ?", (task.id, now))
         cur = conn.execute(
-            f"INSERT OR IGNORE INTO tasks ({_schema.TASK_COLUMNS}, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'queued')",
+            _INSERT_TASK + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'queued')",
             (
                 task.id,
                 task.group,
@@ -227,9 +232,13 @@ class SQLiteBackend(Backend):
             return True
 
     def get_schedule_mark(self, scheduler: str, key: str) -> float | None:
-        row = self._conn().execute(
-            "SELECT point FROM schedule_marks WHERE scheduler = ? AND key = ?", (scheduler, key)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT point FROM schedule_marks WHERE scheduler = ? AND key = ?", (scheduler, key)
+            )
+            .fetchone()
+        )
         return None if row is None else float(row[0])
 
     # ------------------------------------------------------------------ workers
@@ -267,8 +276,12 @@ class SQLiteBackend(Backend):
                 self._trim_dead_letters(conn)
             next_due = self._next_due(conn, group, now, full=len(claims) >= limit)
         for outcome in dead:
-            log.warning("task %s (%s/%s) became a dead letter: worker lost",
-                        outcome.task.id, outcome.task.group, outcome.task.name)
+            log.warning(
+                "task %s (%s/%s) became a dead letter: worker lost",
+                outcome.task.id,
+                outcome.task.group,
+                outcome.task.name,
+            )
         return ClaimBatch(claims, next_due, dead)
 
     def _claimable(
@@ -277,20 +290,20 @@ class SQLiteBackend(Backend):
         # Two index-ordered queries merged here: a single OR query would sort every
         # queued task of the group on each claim.
         queued = conn.execute(
-            f"SELECT {_schema.TASK_COLUMNS}, state FROM tasks"
-            " WHERE grp = ? AND state = 'queued' AND due <= ?"
+            _SELECT_TASKS + " WHERE grp = ? AND state = 'queued' AND due <= ?"
             " ORDER BY due, created, id LIMIT ?",
             (group, now, limit),
         ).fetchall()
         expired = conn.execute(
-            f"SELECT {_schema.TASK_COLUMNS}, state FROM tasks"
-            " WHERE grp = ? AND state = 'running' AND lease_expires <= ?"
+            _SELECT_TASKS + " WHERE grp = ? AND state = 'running' AND lease_expires <= ?"
             " ORDER BY due, created, id LIMIT ?",
             (group, now, limit),
         ).fetchall()
         return sorted(queued + expired, key=lambda r: (r[4], r[5], r[0]))[:limit]
 
-    def _next_due(self, conn: sqlite3.Connection, group: str, now: float, *, full: bool) -> float | None:
+    def _next_due(
+        self, conn: sqlite3.Connection, group: str, now: float, *, full: bool
+    ) -> float | None:
         if full:
             ready = conn.execute(
                 "SELECT 1 FROM tasks WHERE grp = ? AND state = 'queued' AND due <= ?"
@@ -411,11 +424,14 @@ class SQLiteBackend(Backend):
     # ------------------------------------------------------------------ results
 
     def get_outcome(self, task_id: str) -> Outcome | None:
-        row = self._conn().execute(
-            f"SELECT {_OUTCOME_COLUMNS} FROM tasks WHERE id = ?"
-            " AND (expires IS NULL OR expires > ?)",
-            (task_id, self.now()),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                _SELECT_OUTCOMES + " WHERE id = ? AND (expires IS NULL OR expires > ?)",
+                (task_id, self.now()),
+            )
+            .fetchone()
+        )
         return None if row is None else _outcome(row)
 
     # ------------------------------------------------------------------ control
@@ -454,10 +470,14 @@ class SQLiteBackend(Backend):
         return ControlEvent(seq, kind, None if groups is None else tuple(groups), now)
 
     def read_control(self, after_seq: int) -> list[ControlEvent]:
-        rows = self._conn().execute(
-            "SELECT seq, kind, groups, created FROM control_events WHERE seq > ? ORDER BY seq",
-            (after_seq,),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT seq, kind, groups, created FROM control_events WHERE seq > ? ORDER BY seq",
+                (after_seq,),
+            )
+            .fetchall()
+        )
         return [
             ControlEvent(seq, kind, None if groups is None else tuple(json.loads(groups)), created)
             for seq, kind, groups, created in rows
@@ -466,12 +486,16 @@ class SQLiteBackend(Backend):
     # ------------------------------------------------------------------ dead letters
 
     def list_dead_letters(self, group: str | None = None, limit: int = 100) -> list[Outcome]:
-        rows = self._conn().execute(
-            f"SELECT {_OUTCOME_COLUMNS} FROM tasks WHERE state = 'dead'"
-            " AND (? IS NULL OR grp = ?) AND (expires IS NULL OR expires > ?)"
-            " ORDER BY finished DESC LIMIT ?",
-            (group, group, self.now(), limit),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                _SELECT_OUTCOMES + " WHERE state = 'dead'"
+                " AND (? IS NULL OR grp = ?) AND (expires IS NULL OR expires > ?)"
+                " ORDER BY finished DESC LIMIT ?",
+                (group, group, self.now(), limit),
+            )
+            .fetchall()
+        )
         return [_outcome(row) for row in rows]
 
     def requeue_dead_letter(self, task_id: str) -> bool:

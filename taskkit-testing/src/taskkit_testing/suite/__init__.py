@@ -20,6 +20,7 @@ from .scheduling import SchedulingTests
 from .serialization import SerializationTests
 
 __all__ = [
+    "TOPICS",
     "BackendTests",
     "BadInputTests",
     "CancelTests",
@@ -35,7 +36,6 @@ __all__ = [
     "RuntimeTests",
     "SchedulingTests",
     "SerializationTests",
-    "TOPICS",
     "WaitingTests",
 ]
 
@@ -80,8 +80,8 @@ class BackendTests(
 ):
     """The whole conformance kit. Subclass it and provide a ``backend_factory`` fixture::
 
-        class TestMyBackend(BackendTests):
-            @pytest.fixture
-            def backend_factory(self, tmp_path):
-                return functools.partial(MyBackend, tmp_path / "db")
+    class TestMyBackend(BackendTests):
+        @pytest.fixture
+        def backend_factory(self, tmp_path):
+            return functools.partial(MyBackend, tmp_path / "db")
     """

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from taskkit import Backend, InvalidTask, Kit, PayloadTooLarge, Task, TaskHandler
 
 from .._base import KitTestBase, Timing
@@ -53,9 +52,7 @@ class BadInputTests(KitTestBase):
         return Kit(backend, BytesHandler(), max_data_size=LIMIT)
 
     def _assert_nothing_written(self, backend: Backend, group: str, task_id: str) -> None:
-        assert backend.get_outcome(task_id) is None, violated(
-            "a refused task left a record behind"
-        )
+        assert backend.get_outcome(task_id) is None, violated("a refused task left a record behind")
         stats = backend.stats(group)
         assert (stats.queued, stats.running) == (0, 0), violated("a refused task was queued")
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from taskkit import Backend, LeaseLost, TaskState
 
 from .._base import BackendPool, KitSettings, KitTestBase, Timing
@@ -64,7 +63,9 @@ class ConcurrencyTests(KitTestBase):
             try:
                 start.wait()
                 while True:
-                    batch = backend.claim(tasks.group, f"t{index}", 1 + index % 3, timing.long_lease, 3)
+                    batch = backend.claim(
+                        tasks.group, f"t{index}", 1 + index % 3, timing.long_lease, 3
+                    )
                     if not batch.claims:
                         return
                     for claim in batch.claims:
@@ -105,7 +106,7 @@ class ConcurrencyTests(KitTestBase):
     @pytest.mark.taskkit_processes  # in real time: a fake clock cannot cross processes
     @pytest.mark.taskkit_requires("supports_processes")
     def test_backend_pickles_by_configuration(self, backend: Backend, tasks: TaskMaker) -> None:
-        copy = pickle.loads(pickle.dumps(backend))
+        copy = pickle.loads(pickle.dumps(backend))  # noqa: S301 - our own bytes
         try:
             task = tasks.one()
             backend.put([task])

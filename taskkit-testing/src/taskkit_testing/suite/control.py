@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from taskkit import Backend, CancelResult, LeaseStatus, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
@@ -28,7 +27,9 @@ class CancelTests(KitTestBase):
             "a cancelled task was claimed"
         )
 
-    def test_cancel_a_delayed_task(self, backend: Backend, tasks: TaskMaker, timing: Timing) -> None:
+    def test_cancel_a_delayed_task(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
         task = tasks.one(delay=timing.future)
         backend.put([task])
         assert backend.cancel(task.id) is CancelResult.CANCELLED
@@ -84,9 +85,11 @@ class CancelTests(KitTestBase):
         assert backend.cancel(task.id, "second") is CancelResult.FINISHED
         after = backend.get_outcome(task.id)
         assert before is not None and after is not None
-        assert (after.state, after.result, after.error) == (before.state, before.result, before.error), (
-            violated("cancel of a finished task changed it")
-        )
+        assert (after.state, after.result, after.error) == (
+            before.state,
+            before.result,
+            before.error,
+        ), violated("cancel of a finished task changed it")
 
     def test_cancel_an_unknown_task(self, backend: Backend) -> None:
         assert backend.cancel("no-such-task") is CancelResult.NOT_FOUND

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from taskkit import Backend, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
@@ -79,7 +78,7 @@ class DeadLetterTests(KitTestBase):
     def _kill_until_dead(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing, max_deliveries: int
     ) -> tuple[str, list[int]]:
-        """Deliver a task ``max_deliveries`` times to workers that 'die'; the next claim kills it."""
+        """Deliver a task ``max_deliveries`` times to workers that die; the next claim buries it."""
         task = tasks.one()
         backends.primary.put([task])
         deliveries = []
@@ -137,7 +136,7 @@ class DeadLetterTests(KitTestBase):
         for n in range(3):
             task = tasks.one()
             backend.put([task])
-            (claim,) = backend.claim(task.group, f"p{n}", 1, timing.long_lease, 1).claims
+            assert len(backend.claim(task.group, f"p{n}", 1, timing.long_lease, 1).claims) == 1
             backend.release_worker(f"p{n}")
             timing.pass_seconds(0.01)
             backend.claim(task.group, "reaper", 1, timing.long_lease, 1)
@@ -172,7 +171,9 @@ class DeadLetterTests(KitTestBase):
             "requeue_dead_letter of a task that is not a dead letter must answer False"
         )
         (claim,) = backend.claim(tasks.group, "w", 1, timing.long_lease, 1).claims
-        assert claim.task.deliveries == 1, violated("a re-queued dead letter starts with 0 deliveries")
+        assert claim.task.deliveries == 1, violated(
+            "a re-queued dead letter starts with 0 deliveries"
+        )
         backend.complete(claim, b"finally")
         assert backend.requeue_dead_letter(task_id) is False
         assert backend.requeue_dead_letter("no-such-task") is False
@@ -192,9 +193,13 @@ class DeadLetterTests(KitTestBase):
         timing.advance_past(outcome.finished + ttl)
         try:
             wait_until(
-                lambda: backend.get_outcome(task.id) is None
-                and not backend.list_dead_letters(task.group),
+                lambda: (
+                    backend.get_outcome(task.id) is None
+                    and not backend.list_dead_letters(task.group)
+                ),
                 timing.settings.deadline(10.0),
             )
         except AssertionError:
-            pytest.fail(violated("a dead letter outlived its TTL (dead letters must be bounded by age)"))
+            pytest.fail(
+                violated("a dead letter outlived its TTL (dead letters must be bounded by age)")
+            )

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from taskkit import Backend, TaskState
 
 from .._base import KitSettings, KitTestBase, Timing

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-
 from taskkit import Backend, Claim, LeaseLost, LeaseStatus, Outcome, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
 from ..helpers import TaskMaker, violated
 
-__all__ = ["FencingTests", "STATE_CHANGES"]
+__all__ = ["STATE_CHANGES", "FencingTests"]
 
 #: Every fenced state change, as ``name -> call(backend, claim)``.
 STATE_CHANGES: dict[str, Callable[[Backend, Claim], None]] = {
@@ -26,11 +25,16 @@ STATE_CHANGES: dict[str, Callable[[Backend, Claim], None]] = {
 
 
 def _same(a: Outcome | None, b: Outcome | None) -> bool:
-    return a is not None and b is not None and (a.state, a.result, a.error, a.task) == (
-        b.state,
-        b.result,
-        b.error,
-        b.task,
+    return (
+        a is not None
+        and b is not None
+        and (a.state, a.result, a.error, a.task)
+        == (
+            b.state,
+            b.result,
+            b.error,
+            b.task,
+        )
     )
 
 
@@ -48,7 +52,9 @@ class FencingTests(KitTestBase):
         (stale,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
         timing.advance_past(stale.lease_expires)
         batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
-        assert batch.claims, violated("a task whose lease expired was not claimable by another worker")
+        assert batch.claims, violated(
+            "a task whose lease expired was not claimable by another worker"
+        )
         return first, stale, second, batch.claims[0]
 
     @pytest.mark.parametrize("operation", sorted(STATE_CHANGES))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from taskkit import Backend, LeaseStatus, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
@@ -110,7 +109,8 @@ class LeaseTests(KitTestBase):
     ) -> None:
         made = tasks.many(10)
         backend.put(made)
-        sizes, seen = [], set()
+        sizes: list[int] = []
+        seen: set[str] = set()
         for _ in range(4):
             batch = backend.claim(made[0].group, "w1", 4, timing.long_lease, 3)
             sizes.append(len(batch.claims))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from taskkit import Backend, Claim, LeaseLost, TaskState
 
 from .._base import KitSettings, KitTestBase
@@ -18,6 +17,7 @@ from . import _children
 from ._processes import Children
 
 __all__ = ["RecoveryTests"]
+
 
 class RecoveryTests(KitTestBase):
     """A worker process killed mid-task loses nothing; a task that keeps killing its worker
@@ -76,7 +76,9 @@ class RecoveryTests(KitTestBase):
                 "release_worker must expire every lease of a dead worker process"
             )
             batch = backend.claim(tasks.group, "rescuer", 10, 600.0, 5)
-            record_property("recovery_after_release_worker_s", round(time.monotonic() - killed_at, 4))
+            record_property(
+                "recovery_after_release_worker_s", round(time.monotonic() - killed_at, 4)
+            )
         assert sorted(c.task.id for c in batch.claims) == sorted(t.id for t in made), violated(
             "the tasks of a SIGKILLed worker did not run again after release_worker"
         )

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from taskkit import (
     Backend,
     Cancelled,
@@ -50,7 +49,9 @@ class ResultTests(KitTestBase):
         after = timing.now()
         outcome = backend.get_outcome(task.id)
         assert outcome is not None and outcome.state is TaskState.SUCCEEDED
-        assert outcome.result == b"\x00result\xff", violated("a result must be stored byte for byte")
+        assert outcome.result == b"\x00result\xff", violated(
+            "a result must be stored byte for byte"
+        )
         assert outcome.finished is not None and before - 1e-3 <= outcome.finished <= after + 1e-3, (
             violated("an outcome's finished time must be the backend's time of finishing")
         )

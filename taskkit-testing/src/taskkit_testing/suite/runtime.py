@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from taskkit import Backend, Failed, Kit, KitConfig, NotFound, Result, Task, TaskState
 
 from .._base import KitSettings, KitTestBase
@@ -40,7 +39,9 @@ def _config(settings: KitSettings) -> KitConfig:
 
 
 @contextmanager
-def running(kit: Kit, processes: int, groups: dict[str, int], timeout: float) -> Iterator[list[Any]]:
+def running(
+    kit: Kit, processes: int, groups: dict[str, int], timeout: float
+) -> Iterator[list[Any]]:
     """Worker handles from ``kit.start_processes``, always stopped (SIGKILL as last resort)."""
     handles = kit.start_processes(processes, groups, start_method="spawn")
     try:
@@ -74,7 +75,9 @@ class RuntimeTests(KitTestBase):
         self, backend: Backend, group: str, kit_settings: KitSettings
     ) -> None:
         kit = Kit(backend, ConformanceHandler(), _config(kit_settings))
-        adds = [kit.initiate_task(group, "add", {"a": i, "b": 1}) for i in range(kit_settings.size(20))]
+        adds = [
+            kit.initiate_task(group, "add", {"a": i, "b": 1}) for i in range(kit_settings.size(20))
+        ]
         boom = kit.initiate_task(group, "boom", None)
         flaky = kit.initiate_task(group, "flaky", None)
         unknown = kit.initiate_task(group, "no-such-task", None)
@@ -110,7 +113,9 @@ class RuntimeTests(KitTestBase):
             assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
                 "a task of a group no worker serves must stay QUEUED"
             )
-        assert (backend.get_outcome(flaky.id) or pytest.fail("flaky vanished")).task.retry_count == 1
+        assert (
+            backend.get_outcome(flaky.id) or pytest.fail("flaky vanished")
+        ).task.retry_count == 1
 
     @pytest.mark.taskkit_processes
     def test_workers_pick_up_work_promptly(
@@ -118,7 +123,9 @@ class RuntimeTests(KitTestBase):
     ) -> None:
         kit = Kit(backend, ConformanceHandler(), _config(kit_settings))
         with running(kit, 1, {group: 2}, kit_settings.deadline(30.0)):
-            kit.initiate_task(group, "add", {"a": 0, "b": 0}).get(timeout=kit_settings.deadline(60.0))
+            kit.initiate_task(group, "add", {"a": 0, "b": 0}).get(
+                timeout=kit_settings.deadline(60.0)
+            )
             latencies = []
             for i in range(5):
                 started = time.monotonic()

@@ -110,7 +110,8 @@ class SchedulingTests(KitTestBase):
         assert not errors, f"a scheduler replica raised: {errors[0]!r}"
         twice = {p: n for p, n in fired.items() if n > 1}
         assert not twice, violated(
-            f"{len(twice)} schedule point(s) fired more than once by 3 replicas, e.g. {next(iter(twice))}"
+            f"{len(twice)} schedule point(s) fired more than once by 3 replicas, "
+            f"e.g. {next(iter(twice))}"
         )
         missed = [(k, p) for p in points for _, k in entries if fired[(k, p)] == 0]
         assert not missed, violated(f"{len(missed)} schedule point(s) never fired")

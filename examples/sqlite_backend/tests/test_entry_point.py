@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from taskkit_sqlite_example import SQLiteBackend
-
 import taskkit
 from taskkit.plugins import registries
+from taskkit_sqlite_example import SQLiteBackend
 
 
 class Handler(taskkit.TaskHandler):
