@@ -58,8 +58,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rt-n", type=int, default=None, help="round trips in C (500)")
     parser.add_argument("--idle-seconds", type=float, default=None,
                         help="D's measuring window (10)")
-    parser.add_argument("--drain-budget", type=float, default=60.0,
-                        help="seconds a drain may run before its partial rate is taken (60)")
+    parser.add_argument("--budget", type=float, default=30.0,
+                        help="seconds an enqueue run or a drain may take; a slower system "
+                        "reports the rate of what it finished in that time (30)")
     parser.add_argument("--no-defaults", action="store_true",
                         help="skip the out-of-the-box variants of the peers")
     parser.add_argument("--cache-dir", type=Path, default=HERE / ".venvs",
@@ -177,8 +178,13 @@ def _enqueue(ctx: Context, *, system: System, n: int, bulk: bool, timeout: float
     return enqueue(ctx, system, n, bulk, timeout)
 
 
-def _drain(ctx: Context, *, system: System, n: int, procs: int, timeout: float) -> Any:
-    return drain(ctx, system, n, procs, 4, timeout)
+def _drain(
+    ctx: Context, *, system: System, n: int, procs: int, timeout: float,
+    rates: dict[tuple[str, int], float],
+) -> Any:
+    result = drain(ctx, system, n, procs, 4, timeout, rates.get((system.key, procs)))
+    rates[(system.key, procs)] = max(float(result["value"]), rates.get((system.key, procs), 0.0))
+    return result
 
 
 def _roundtrip(ctx: Context, *, system: System, n: int, timeout: float) -> Any:
@@ -207,13 +213,16 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     n, timeout = args.n, 60.0 + args.n / 100.0
 
     per_run: list[tuple[str, System, Callable[[Context], Any]]] = []
-    rt_timeout = 120.0 + 2 * args.drain_budget
+    rt_timeout = 180.0
+    rates: dict[tuple[str, int], float] = {}
     for system in systems:
         plan: dict[str, Callable[[Context], Any]] = {
             "A-one": functools.partial(_enqueue, system=system, n=n, bulk=False, timeout=timeout),
             "A-bulk": functools.partial(_enqueue, system=system, n=n, bulk=True, timeout=timeout),
-            "B1": functools.partial(_drain, system=system, n=n, procs=1, timeout=timeout),
-            "B2": functools.partial(_drain, system=system, n=n, procs=2, timeout=timeout),
+            "B1": functools.partial(_drain, system=system, n=n, procs=1, timeout=timeout,
+                                    rates=rates),
+            "B2": functools.partial(_drain, system=system, n=n, procs=2, timeout=timeout,
+                                    rates=rates),
             "C": functools.partial(_roundtrip, system=system, n=args.rt_n, timeout=rt_timeout),
         }
         for workload, fn in plan.items():
@@ -225,7 +234,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {s.key: {} for s in systems}
     progress = Progress(total)
     with PrivateRedis() as server:
-        ctx = Context(server, pythons, log_dir, drain_budget=args.drain_budget,
+        ctx = Context(server, pythons, log_dir, budget=args.budget,
                       roundtrip_budget=45.0 if not args.quick else 15.0)
         meta = {
             "command": "python bench/run.py " + shlex.join(sys.argv[1:]),
@@ -237,7 +246,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "roundtrips": args.rt_n,
             "idle_seconds": args.idle_seconds,
             "runs": args.runs,
-            "drain_budget_s": args.drain_budget,
+            "budget_s": args.budget,
         }
         try:
             # Runs are interleaved (run 1 of every system, then run 2, ...) so a burst of

@@ -36,8 +36,9 @@ class Context:
     redis: PrivateRedis
     pythons: dict[str, str]
     log_dir: Path
-    #: seconds a drain may take before it is cut short (its partial rate is reported).
-    drain_budget: float = 60.0
+    #: seconds an enqueue run or a drain may take before it is cut short (the rate of what
+    #: it finished is reported, flagged).
+    budget: float = 30.0
     #: seconds the 500 round trips may take.
     roundtrip_budget: float = 45.0
 
@@ -75,20 +76,31 @@ def enqueue(ctx: Context, system: System, n: int, bulk: bool, timeout: float) ->
     """Workload A: tasks per second for n enqueues."""
     ctx.flush(system)
     answer = run_adapter(
-        ctx.python(system), system.peer.adapter, ctx.spec(system, "enqueue", n=n, bulk=bulk),
+        ctx.python(system), system.peer.adapter,
+        ctx.spec(system, "enqueue", n=n, bulk=bulk, budget=ctx.budget),
         ctx.env(system), timeout, ctx.log_file(system),
     )
     if "unsupported" in answer:
         return {"unsupported": answer["unsupported"]}
-    seconds = float(answer["seconds"])
-    return {"value": n / seconds, "seconds": seconds}
+    seconds, done = float(answer["seconds"]), int(answer["done"])
+    result: dict[str, Any] = {"value": done / seconds, "seconds": seconds, "done": done}
+    if done < n:
+        result["partial"] = f"{done} of {n} in {seconds:.0f} s"
+    return result
 
 
 def drain(
-    ctx: Context, system: System, n: int, procs: int, threads: int, timeout: float
+    ctx: Context, system: System, n: int, procs: int, threads: int, timeout: float,
+    expected_rate: float | None = None,
 ) -> dict[str, Any]:
-    """Workload B: tasks per second while P x T workers empty a queue of n tasks."""
+    """Workload B: tasks per second while P x T workers empty a queue of n tasks.
+
+    ``expected_rate`` (from an earlier run) shrinks the fill of a system too slow to drain n
+    tasks within the budget: filling tasks that will never run only costs time.
+    """
     ctx.flush(system)
+    if expected_rate is not None:
+        n = max(1000, min(n, int(expected_rate * ctx.budget * 1.5)))
     counter = _counter_path()
     try:
         run_adapter(
@@ -101,7 +113,9 @@ def drain(
             ctx.env(system, counter), ctx.log_file(system),
         )
         try:
-            return _watch_counter(counter, n, worker.pid, ctx.drain_budget, timeout)
+            result = _watch_counter(counter, n, worker.pid, ctx.budget, 60.0)
+            result["filled"] = n
+            return result
         finally:
             stop_tree(worker, grace=2.0)
     finally:
@@ -137,7 +151,7 @@ def _watch_counter(
     elapsed = max(now - first_at, 1e-6)
     done = count - first_count
     result: dict[str, Any] = {"value": done / elapsed, "seconds": elapsed, "done": count}
-    if count < n:
+    if count < n and elapsed >= budget:
         result["partial"] = f"{count} of {n} in {elapsed:.0f} s"
     return result
 

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
-from _common import RESULT, NotSupported, Spec, roundtrips_async, run_async, run_in_processes, tick
+from _common import (
+    RESULT,
+    NotSupported,
+    Spec,
+    enqueue_async,
+    roundtrips_async,
+    run_async,
+    run_in_processes,
+    tick,
+)
 from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
@@ -28,21 +36,23 @@ async def noop(ctx: dict[str, Any]) -> int:
 
 
 class ArqAdapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         if spec.bulk:
             raise NotSupported("arq has no bulk enqueue API")
 
-        async def go() -> float:
+        async def go() -> dict[str, float]:
             pool = await create_pool(RedisSettings.from_dsn(URL))
             await pool.ping()
-            start = time.perf_counter()
-            for _ in range(spec.n):
-                await pool.enqueue_job("noop")
-            elapsed = time.perf_counter() - start
-            await pool.aclose()
-            return elapsed
 
-        return float(run_async(go()))
+            async def one() -> None:
+                await pool.enqueue_job("noop")
+
+            answer = await enqueue_async(spec, one, None)
+            await pool.aclose()
+            return answer
+
+        result: dict[str, float] = run_async(go())
+        return result
 
     def fill(self, spec: Spec) -> None:
         async def go() -> None:

@@ -7,9 +7,8 @@ worker processes (forked children, prefork pool children) build the same app.
 from __future__ import annotations
 
 import os
-import time
 
-from _common import RESULT, Spec, roundtrips_sync, run_in_processes, tick
+from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, run_in_processes, tick
 from celery import Celery, group
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -31,20 +30,17 @@ def noop() -> int:
     return RESULT
 
 
+def _bulk(count: int) -> None:
+    group(noop.s() for _ in range(count)).apply_async()
+
+
 class CeleryAdapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         noop.delay().forget()  # open the broker and backend connections before timing
-        start = time.perf_counter()
-        if spec.bulk:
-            group(noop.s() for _ in range(spec.n)).apply_async()
-        else:
-            for _ in range(spec.n):
-                noop.delay()
-        return time.perf_counter() - start
+        return enqueue_sync(spec, noop.delay, _bulk)
 
     def fill(self, spec: Spec) -> None:
-        for start in range(0, spec.n, 1000):
-            group(noop.s() for _ in range(min(1000, spec.n - start))).apply_async()
+        fill_sync(spec, noop.delay, _bulk)
 
     def worker(self, spec: Spec) -> None:
         def one() -> None:

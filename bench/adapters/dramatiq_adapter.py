@@ -8,10 +8,9 @@ documented way to run them. The consumer's idle back-off ceiling is the ``worker
 from __future__ import annotations
 
 import os
-import time
 
 import dramatiq
-from _common import RESULT, Spec, bin_path, exec_cli, roundtrips_sync, tick
+from _common import RESULT, Spec, bin_path, enqueue_sync, exec_cli, fill_sync, roundtrips_sync, tick
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends.redis import RedisBackend
@@ -32,19 +31,17 @@ def noop() -> int:
     return RESULT
 
 
+def _bulk(count: int) -> None:
+    dramatiq.group(noop.message() for _ in range(count)).run()
+
+
 class DramatiqAdapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         broker.client.ping()
-        start = time.perf_counter()
-        if spec.bulk:
-            dramatiq.group(noop.message() for _ in range(spec.n)).run()
-        else:
-            for _ in range(spec.n):
-                noop.send()
-        return time.perf_counter() - start
+        return enqueue_sync(spec, noop.send, _bulk)
 
     def fill(self, spec: Spec) -> None:
-        dramatiq.group(noop.message() for _ in range(spec.n)).run()
+        fill_sync(spec, noop.send, _bulk)
 
     def worker(self, spec: Spec) -> None:
         # 5 ms tuned, else the default (1000 ms): the ceiling of the idle polling back-off.

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
 
-from _common import RESULT, Spec, roundtrips_sync, run_in_processes, tick
+from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, run_in_processes, tick
 from huey import RedisHuey
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -22,19 +21,17 @@ def noop() -> int:
     return RESULT
 
 
+def _bulk(count: int) -> None:
+    noop.map([()] * count)
+
+
 class HueyAdapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         huey.storage.conn.ping()
-        start = time.perf_counter()
-        if spec.bulk:
-            noop.map([()] * spec.n)
-        else:
-            for _ in range(spec.n):
-                noop()
-        return time.perf_counter() - start
+        return enqueue_sync(spec, noop, _bulk)
 
     def fill(self, spec: Spec) -> None:
-        noop.map([()] * spec.n)
+        fill_sync(spec, noop, _bulk)
 
     def worker(self, spec: Spec) -> None:
         def one() -> None:

@@ -9,11 +9,11 @@ fills.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
+from collections.abc import Callable
 
 import redis
-from _common import Spec, roundtrips_sync, run_in_processes, tick
+from _common import Spec, enqueue_sync, fill_sync, roundtrips_sync, run_in_processes, tick
 
 QUEUE = "raw:queue"
 REPLY = "raw:reply:"
@@ -23,22 +23,26 @@ class RawAdapter:
     def _client(self, spec: Spec) -> redis.Redis:
         return redis.Redis.from_url(spec.redis_url)
 
-    def enqueue(self, spec: Spec) -> float:
+    def _producers(self, spec: Spec) -> tuple[Callable[[], object], Callable[[int], object]]:
         client = self._client(spec)
         client.ping()
-        start = time.perf_counter()
-        if spec.bulk:
+
+        def one() -> None:
+            client.lpush(QUEUE, b"noop")
+
+        def bulk(count: int) -> None:
             pipe = client.pipeline(transaction=False)
-            for _ in range(spec.n):
+            for _ in range(count):
                 pipe.lpush(QUEUE, b"noop")
             pipe.execute()
-        else:
-            for _ in range(spec.n):
-                client.lpush(QUEUE, b"noop")
-        return time.perf_counter() - start
+
+        return one, bulk
+
+    def enqueue(self, spec: Spec) -> dict[str, float]:
+        return enqueue_sync(spec, *self._producers(spec))
 
     def fill(self, spec: Spec) -> None:
-        self.enqueue(Spec(**{**spec.__dict__, "bulk": True}))
+        fill_sync(spec, *self._producers(spec))
 
     def worker(self, spec: Spec) -> None:
         def one_process() -> None:

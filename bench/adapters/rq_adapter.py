@@ -6,10 +6,19 @@ work horse for every job) and WARNING logging (RQ logs two INFO lines per job).
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 import redis
-from _common import RESULT, NotSupported, Spec, roundtrips_sync, run_in_processes, tick
+from _common import (
+    RESULT,
+    NotSupported,
+    Spec,
+    enqueue_sync,
+    fill_sync,
+    roundtrips_sync,
+    run_in_processes,
+    tick,
+)
 from rq import Queue, SimpleWorker, Worker
 from rq.results import Result
 
@@ -25,22 +34,23 @@ class RQAdapter:
     def _queue(self, spec: Spec) -> Queue:
         return Queue(QUEUE, connection=redis.Redis.from_url(spec.redis_url))
 
-    def enqueue(self, spec: Spec) -> float:
+    def _producers(self, spec: Spec) -> tuple[Callable[[], object], Callable[[int], object]]:
         queue = self._queue(spec)
         queue.connection.ping()
-        start = time.perf_counter()
-        if spec.bulk:
-            queue.enqueue_many([Queue.prepare_data(noop) for _ in range(spec.n)])
-        else:
-            for _ in range(spec.n):
-                queue.enqueue(noop)
-        return time.perf_counter() - start
+
+        def one() -> None:
+            queue.enqueue(noop)
+
+        def bulk(count: int) -> None:
+            queue.enqueue_many([Queue.prepare_data(noop) for _ in range(count)])
+
+        return one, bulk
+
+    def enqueue(self, spec: Spec) -> dict[str, float]:
+        return enqueue_sync(spec, *self._producers(spec))
 
     def fill(self, spec: Spec) -> None:
-        queue = self._queue(spec)
-        for start in range(0, spec.n, 1000):
-            count = min(1000, spec.n - start)
-            queue.enqueue_many([Queue.prepare_data(noop) for _ in range(count)])
+        fill_sync(spec, *self._producers(spec))
 
     def worker(self, spec: Spec) -> None:
         def one() -> None:

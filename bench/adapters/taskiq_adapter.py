@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 from _common import (
     RESULT,
     NotSupported,
     Spec,
     bin_path,
+    enqueue_async,
     exec_cli,
     roundtrips_async,
     run_async,
@@ -39,20 +39,22 @@ async def noop() -> int:
 
 
 class TaskiqAdapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         if spec.bulk:
             raise NotSupported("taskiq has no bulk enqueue API")
 
-        async def go() -> float:
+        async def go() -> dict[str, float]:
             await broker.startup()
-            start = time.perf_counter()
-            for _ in range(spec.n):
-                await noop.kiq()
-            elapsed = time.perf_counter() - start
-            await broker.shutdown()
-            return elapsed
 
-        return float(run_async(go()))
+            async def one() -> None:
+                await noop.kiq()
+
+            answer = await enqueue_async(spec, one, None)
+            await broker.shutdown()
+            return answer
+
+        result: dict[str, float] = run_async(go())
+        return result
 
     def fill(self, spec: Spec) -> None:
         async def go() -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
-from _common import RESULT, Spec, roundtrips_sync, tick
+from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, tick
 from redis import Redis
 from taskkit import Task, TaskHandler
 from taskkit.impl.redis import make_kit
@@ -42,23 +41,21 @@ class Handler(TaskHandler):
 kit = make_kit(Redis.from_url(URL), Handler())
 
 
+def _one() -> None:
+    kit.initiate_task(GROUP, "noop", None)
+
+
+def _bulk(count: int) -> None:
+    kit.initiate_tasks(*({"group": GROUP, "name": "noop", "data": None} for _ in range(count)))
+
+
 class Taskkit024Adapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         kit.backend.redis.ping()  # type: ignore[attr-defined]
-        start = time.perf_counter()
-        if spec.bulk:
-            kit.initiate_tasks(*({"group": GROUP, "name": "noop", "data": None}
-                                 for _ in range(spec.n)))
-        else:
-            for _ in range(spec.n):
-                kit.initiate_task(GROUP, "noop", None)
-        return time.perf_counter() - start
+        return enqueue_sync(spec, _one, _bulk)
 
     def fill(self, spec: Spec) -> None:
-        for start in range(0, spec.n, 1000):
-            count = min(1000, spec.n - start)
-            kit.initiate_tasks(*({"group": GROUP, "name": "noop", "data": None}
-                                 for _ in range(count)))
+        fill_sync(spec, _one, _bulk)
 
     def worker(self, spec: Spec) -> None:
         # kit.start is the documented blocking runner (a supervisor; SIGTERM ends it).

@@ -7,11 +7,10 @@ distribution editable). Every outcome is stored, as taskkit always does.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import taskkit
-from _common import RESULT, Spec, roundtrips_sync, tick
+from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, tick
 from taskkit import Task, TaskHandler
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -27,24 +26,21 @@ class Handler(TaskHandler):
 kit = taskkit.make_kit(URL, Handler())
 
 
-def _items(n: int) -> list[dict[str, Any]]:
-    return [{"group": GROUP, "name": "noop", "data": None} for _ in range(n)]
+def _one() -> None:
+    kit.initiate_task(GROUP, "noop", None)
+
+
+def _bulk(count: int) -> None:
+    kit.initiate_tasks(*({"group": GROUP, "name": "noop", "data": None} for _ in range(count)))
 
 
 class TaskkitAdapter:
-    def enqueue(self, spec: Spec) -> float:
+    def enqueue(self, spec: Spec) -> dict[str, float]:
         kit.backend_now()  # connect and sync the clock before timing
-        start = time.perf_counter()
-        if spec.bulk:
-            kit.initiate_tasks(*_items(spec.n))
-        else:
-            for _ in range(spec.n):
-                kit.initiate_task(GROUP, "noop", None)
-        return time.perf_counter() - start
+        return enqueue_sync(spec, _one, _bulk)
 
     def fill(self, spec: Spec) -> None:
-        for start in range(0, spec.n, 1000):
-            kit.initiate_tasks(*_items(min(1000, spec.n - start)))
+        fill_sync(spec, _one, _bulk)
 
     def worker(self, spec: Spec) -> None:
         # The supervisor: the documented way to run workers (SIGTERM shuts it down).
