@@ -95,6 +95,10 @@ def _drop_mysql() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The kit's workloads are sized for a dedicated CI run; three databases at full size
+    # would take many minutes here. ``--taskkit-scale 1`` (or TASKKIT_SCALE) restores them.
+    if getattr(config.option, "taskkit_scale", None) == 1.0:
+        config.option.taskkit_scale = float(os.environ.get("TASKKIT_SCALE", "0.2"))
     import django
     from django.conf import settings
 
