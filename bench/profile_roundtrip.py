@@ -62,9 +62,9 @@ def _instrument() -> None:
         _stamp(claim_.task.id, "completed")
         return answer
 
-    RedisBackend.claim = timed_claim  # type: ignore[method-assign]
-    RedisBackend.wait_for_work = timed_wait  # type: ignore[method-assign]
-    RedisBackend.complete = timed_complete  # type: ignore[method-assign]
+    setattr(RedisBackend, "claim", timed_claim)  # noqa: B010 - monkeypatching on purpose
+    setattr(RedisBackend, "wait_for_work", timed_wait)  # noqa: B010
+    setattr(RedisBackend, "complete", timed_complete)  # noqa: B010
 
 
 def main() -> int:
