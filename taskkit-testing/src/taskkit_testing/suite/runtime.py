@@ -14,10 +14,20 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from taskkit import Backend, Failed, Kit, KitConfig, NotFound, Result, Task, TaskState
+from taskkit import (
+    Backend,
+    Failed,
+    Kit,
+    KitConfig,
+    NotFound,
+    Result,
+    ResultGetTimedOut,
+    Task,
+    TaskState,
+)
 
 from .._base import KitSettings, KitTestBase
 from ..helpers import Ledger, violated, wait_until
@@ -40,10 +50,10 @@ def _config(settings: KitSettings) -> KitConfig:
 
 @contextmanager
 def running(
-    kit: Kit, processes: int, groups: dict[str, int], timeout: float
+    kit: Kit, processes: int, groups: dict[str, int], timeout: float, start_method: str | None
 ) -> Iterator[list[Any]]:
     """Worker handles from ``kit.start_processes``, always stopped (SIGKILL as last resort)."""
-    handles = kit.start_processes(processes, groups, start_method="spawn")
+    handles = kit.start_processes(processes, groups, start_method=start_method)
     try:
         yield handles
     finally:
@@ -58,17 +68,52 @@ def running(
                 handle.join(5)
 
 
-def _get(result: Result, timeout: float) -> tuple[str, Any]:
-    try:
-        return "ok", result.get(timeout=timeout)
-    except NotFound as exc:
-        return "not_found", exc.reason
-    except Failed as exc:
-        return "failed", exc.message
+class _Waiter:
+    """Reads results while watching the workers, so a crashed worker fails fast."""
+
+    def __init__(self, handles: list[Any], timeout: float) -> None:
+        self.handles = handles
+        self.timeout = timeout
+        self.expected_dead: set[int] = set()
+
+    def get(self, result: Result) -> tuple[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return "ok", result.get(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            except NotFound as exc:
+                return "not_found", exc.reason
+            except Failed as exc:
+                return "failed", exc.message
+            except ResultGetTimedOut:
+                if time.monotonic() >= deadline:
+                    raise
+            dead = [
+                h
+                for i, h in enumerate(self.handles)
+                if i not in self.expected_dead and not h.is_alive()
+            ]
+            if dead:
+                pytest.fail(
+                    f"a worker exited unexpectedly (exit code {dead[0].exitcode}); its log says "
+                    "why (a backend that cannot be rebuilt in a child process, for instance)"
+                )
 
 
 class RuntimeTests(KitTestBase):
-    """The worker runtime on the backend: outcomes, bad input, crash recovery."""
+    """The worker runtime on the backend: outcomes, bad input, crash recovery.
+
+    :cvar worker_start_method: how ``kit.start_processes`` starts worker processes. ``spawn``
+        (the default here) proves the backend rebuilds from its pickled configuration in a
+        fresh interpreter; None uses the platform's default.
+    """
+
+    worker_start_method: ClassVar[str | None] = "spawn"
+
+    def _running(
+        self, kit: Kit, processes: int, groups: dict[str, int], settings: KitSettings
+    ) -> Any:
+        return running(kit, processes, groups, settings.deadline(30.0), self.worker_start_method)
 
     @pytest.mark.taskkit_processes
     def test_workers_run_tasks_to_their_outcomes(
@@ -85,27 +130,27 @@ class RuntimeTests(KitTestBase):
             Task(f"{group}-raw", group, "add", b"\xff\xfe not json", time.time(), time.time())
         )[0]
         unknown_group = kit.initiate_task(group + "-nobody", "add", {"a": 1, "b": 1})
-        wait = kit_settings.deadline(60.0)
-        with running(kit, 2, {group: 2}, kit_settings.deadline(30.0)) as handles:
-            values = [_get(r, wait) for r in adds]
+        with self._running(kit, 2, {group: 2}, kit_settings) as handles:
+            waiter = _Waiter(handles, kit_settings.deadline(60.0))
+            values = [waiter.get(r) for r in adds]
             assert values == [("ok", i + 1) for i in range(len(adds))], violated(
                 "tasks run by the worker runtime did not return their results"
             )
-            assert _get(flaky, wait) == ("ok", "ok"), violated("a retried task did not run again")
-            kind, message = _get(boom, wait)
+            assert waiter.get(flaky) == ("ok", "ok"), violated("a retried task did not run again")
+            kind, message = waiter.get(boom)
             assert kind == "failed" and "ValueError: boom" in message, violated(
                 "a failing task must end FAILED with its traceback"
             )
-            kind, reason = _get(unknown, wait)
+            kind, reason = waiter.get(unknown)
             assert kind == "not_found" and "unknown task" in reason, violated(
                 "a task with an unknown name must end DISCARDED with a reason"
             )
-            kind, message = _get(undecodable, wait)
+            kind, message = waiter.get(undecodable)
             assert kind == "failed" and message, violated(
                 "a task whose data cannot be decoded must end FAILED with a reason"
             )
             after = kit.initiate_task(group, "add", {"a": 40, "b": 2})
-            assert _get(after, wait) == ("ok", 42), violated(
+            assert waiter.get(after) == ("ok", 42), violated(
                 "a worker stopped working after bad input"
             )
             assert all(h.is_alive() for h in handles), violated("bad input killed a worker")
@@ -122,10 +167,9 @@ class RuntimeTests(KitTestBase):
         self, backend: Backend, group: str, kit_settings: KitSettings, record_property: Any
     ) -> None:
         kit = Kit(backend, ConformanceHandler(), _config(kit_settings))
-        with running(kit, 1, {group: 2}, kit_settings.deadline(30.0)):
-            kit.initiate_task(group, "add", {"a": 0, "b": 0}).get(
-                timeout=kit_settings.deadline(60.0)
-            )
+        with self._running(kit, 1, {group: 2}, kit_settings) as handles:
+            first = kit.initiate_task(group, "add", {"a": 0, "b": 0})
+            assert _Waiter(handles, kit_settings.deadline(60.0)).get(first) == ("ok", 0)
             latencies = []
             for i in range(5):
                 started = time.monotonic()
@@ -151,15 +195,17 @@ class RuntimeTests(KitTestBase):
         kit = Kit(backend, ConformanceHandler(str(ledger.path)), _config(kit_settings))
         count, threads = kit_settings.size(60), 3
         results = [kit.initiate_task(group, "sleep", {"seconds": 0.05}) for _ in range(count)]
-        with running(kit, 2, {group: threads}, kit_settings.deadline(30.0)) as handles:
+        with self._running(kit, 2, {group: threads}, kit_settings) as handles:
+            waiter = _Waiter(handles, kit_settings.deadline(90.0))
             wait_until(lambda: ledger.count("end") >= count // 4, kit_settings.deadline(60.0))
             victim = handles[0]
+            waiter.expected_dead.add(0)
             os.kill(victim.pid, signal.SIGKILL)
             victim.join(10)
             killed_at = time.monotonic()
             # What the supervisor does when it sees a worker process die.
             released = backend.release_worker(victim.worker_id)
-            outcomes = [_get(r, kit_settings.deadline(90.0)) for r in results]
+            outcomes = [waiter.get(r) for r in results]
             drained = time.monotonic() - killed_at
         record_property("leases_released", released)
         record_property("kill_to_drained_s", round(drained, 3))
