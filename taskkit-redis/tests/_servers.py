@@ -19,6 +19,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) exists and is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 def wait_until(predicate, timeout: float, message: str = "condition not met") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
@@ -85,7 +100,7 @@ class RedisCluster3:
 
     def __init__(self, directory: Path) -> None:
         self.servers = [
-            RedisServer(directory / f"node{i}", None, "--cluster-enabled", "yes",
+            RedisServer(directory / f"node{i}", free_cluster_port(), "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
                         "--appendonly", "no")
             for i in range(3)
