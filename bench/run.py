@@ -61,6 +61,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=30.0,
                         help="seconds an enqueue run or a drain may take; a slower system "
                         "reports the rate of what it finished in that time (30)")
+    parser.add_argument("--rt-budget", type=float, default=None,
+                        help="seconds C's round trips may take per run (45; --quick 15)")
     parser.add_argument("--no-defaults", action="store_true",
                         help="skip the out-of-the-box variants of the peers")
     parser.add_argument("--cache-dir", type=Path, default=HERE / ".venvs",
@@ -76,6 +78,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.n = args.n or (200 if quick else 20000)
     args.rt_n = args.rt_n or (50 if quick else 500)
     args.idle_seconds = args.idle_seconds or (2.0 if quick else 10.0)
+    args.rt_budget = args.rt_budget or (15.0 if quick else 45.0)
     args.peers = [p for p in args.only.split(",") if p] or (["raw", "taskkit"] if quick else None)
     args.workload_list = [w for w in args.workloads.split(",") if w] or list(WORKLOADS)
     unknown = set(args.workload_list) - set(WORKLOADS)
@@ -235,7 +238,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     progress = Progress(total)
     with PrivateRedis() as server:
         ctx = Context(server, pythons, log_dir, budget=args.budget,
-                      roundtrip_budget=45.0 if not args.quick else 15.0)
+                      roundtrip_budget=args.rt_budget)
         meta = {
             "command": "python bench/run.py " + shlex.join(sys.argv[1:]),
             "started": stamp,
@@ -247,6 +250,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "idle_seconds": args.idle_seconds,
             "runs": args.runs,
             "budget_s": args.budget,
+            "roundtrip_budget_s": args.rt_budget,
         }
         try:
             # Runs are interleaved (run 1 of every system, then run 2, ...) so a burst of
