@@ -116,6 +116,7 @@ class ConcurrencyTests(KitTestBase):
         finally:
             copy.close()
 
+    @pytest.mark.taskkit_slow
     @pytest.mark.taskkit_processes
     @pytest.mark.taskkit_requires("supports_processes")
     def test_processes_claim_each_task_once(

@@ -190,6 +190,7 @@ class RecoveryTests(KitTestBase):
             "the poison task took normal tasks down with it"
         )
 
+    @pytest.mark.taskkit_slow
     @pytest.mark.taskkit_processes
     @pytest.mark.taskkit_requires("supports_processes")
     def test_sigkill_under_load_loses_nothing(
