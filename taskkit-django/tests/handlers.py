@@ -37,7 +37,8 @@ class AliasFactory:
             from django.db import connections
 
             if self.alias in connections:
-                return DjangoBackend(self.alias, clock=clock)
+                # The URL lets a spawned worker process rebuild it from scratch.
+                return DjangoBackend(self.alias, clock=clock, url=self.url)
         from taskkit_django._standalone import configure
 
         return DjangoBackend(configure(self.url), clock=clock, url=self.url)

@@ -18,6 +18,7 @@ How each guarantee is kept:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -851,7 +852,9 @@ def _require_app() -> None:
     from django.apps import apps  # noqa: PLC0415
     from django.conf import settings  # noqa: PLC0415
 
-    if not settings.configured:
+    # ``configured`` stays False until the settings are first read, even with
+    # DJANGO_SETTINGS_MODULE set (a spawned worker process): then reading them is enough.
+    if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
         raise ConfigurationError(
             "Django settings are not configured: set DJANGO_SETTINGS_MODULE, or use a "
             "database URL (sqlite:///path/to/db.sqlite3) for the embedded mode"
