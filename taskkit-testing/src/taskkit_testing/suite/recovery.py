@@ -211,7 +211,7 @@ class RecoveryTests(KitTestBase):
         with Children() as children:
             stop = children.event()
 
-            def start(name: str) -> Any:
+            def start(name: str, work_seconds: float = 0.01) -> Any:
                 return children.start(
                     _children.claim_loop,
                     picklable_factory,
@@ -221,18 +221,31 @@ class RecoveryTests(KitTestBase):
                     str(ledger.path),
                     stop,
                     600.0,
-                    0.01,
+                    work_seconds,
                 )
 
-            victim = start("proc-0")
+            # The victim's "handler" is slow, so its threads nearly always hold a claim.
+            victim = start("proc-0", 0.2)
             victim_pid = victim.pid
             for n in (1, 2):
                 start(f"proc-{n}")
+
+            def victim_mid_task() -> bool:
+                lines = ledger.lines()
+                started = {
+                    ln.fields[0]
+                    for ln in lines
+                    if ln.event == "start" and int(ln.fields[2]) == victim_pid
+                }
+                ended = {ln.fields[0] for ln in lines if ln.event == "end"}
+                return len(started) >= threads and bool(started - ended)
+
             try:
                 wait_until(
-                    lambda: ledger.count("end") >= len(made) // 3,
+                    lambda: ledger.count("end") >= len(made) // 4 and victim_mid_task(),
                     kit_settings.deadline(120.0),
                     interval=0.02,
+                    message="the victim process never got to work",
                 )
                 children.kill(victim)
                 killed_at = time.monotonic()
@@ -257,6 +270,7 @@ class RecoveryTests(KitTestBase):
         ]
         record_property("orphans", len(orphans))
         record_property("leases_released", released)
+        assert released >= 1, "harness: the victim held no claim when it was killed"
         if recovery:
             record_property("kill_to_restart_of_orphans_max_s", round(max(recovery), 3))
         assert not ledger.events("error"), f"a worker thread raised: {ledger.events('error')[0]}"
