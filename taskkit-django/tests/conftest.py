@@ -101,7 +101,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.taskkit_scale = float(os.environ.get("TASKKIT_SCALE", "0.2"))
     import django
     from django.conf import settings
-
     from taskkit_django._standalone import database_settings
 
     URLS["default"] = f"sqlite:///{_tmp}/default.sqlite3"
@@ -147,7 +146,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     django.setup()
     from django.core.management import call_command
-
     from taskkit_django._standalone import migrate
 
     call_command("migrate", database="default", verbosity=0)
@@ -158,7 +156,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     from django.db import connections
-
     from taskkit_django import _listen
 
     _listen.stop_all()

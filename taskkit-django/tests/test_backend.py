@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 import pytest
+import taskkit
 from django.db import connections, transaction
 from handlers import EchoHandler
-
-import taskkit
 from taskkit import CancelResult, Kit, LeaseLost, Task, TaskState
 from taskkit_django import DjangoBackend, initiate_on_commit
 from taskkit_django.models import TaskRecord

@@ -9,7 +9,6 @@ import pytest
 from conftest import URLS, clean_alias, require
 from django.db import transaction
 from handlers import AliasFactory
-
 from taskkit_testing import BackendTests
 
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,7 +121,9 @@ if __name__ == "__main__":
 """
 
 
-def test_restart_with_workers_running_loses_nothing(private_pg: PrivatePostgres, tmp_path: Path) -> None:
+def test_restart_with_workers_running_loses_nothing(
+    private_pg: PrivatePostgres, tmp_path: Path
+) -> None:
     subprocess.run(
         [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(private_pg.port), "-U",
          "postgres", "tasks"],

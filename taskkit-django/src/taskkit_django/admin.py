@@ -48,13 +48,15 @@ def _backend(request: HttpRequest, queryset: QuerySet[Any]) -> Any:
 
 @admin.register(TaskRecord)
 class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "group", "name", "state", "due_at", "retry_count", "deliveries", "finished_at")
+    list_display = (
+        "id", "group", "name", "state", "due_at", "retry_count", "deliveries", "finished_at"
+    )
     list_filter = ("state", "group")
     search_fields = ("=id", "group", "name")
     list_per_page = 50
     show_full_result_count = False  # COUNT(*) on a big table is slow
     ordering = ("-created",)
-    actions = ["requeue_dead_letters", "cancel_queued"]
+    actions = ("requeue_dead_letters", "cancel_queued")
     fields = (
         "id", "group", "name", "state", "due_at", "created_at", "scheduled", "retry_count",
         "deliveries", "ttl", "timeout", "worker_id", "lease_expires", "cancel_requested",
@@ -185,6 +187,7 @@ def _epoch(value: float | None) -> str:
     from datetime import datetime, timezone  # noqa: PLC0415
 
     try:
-        return datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        moment = datetime.fromtimestamp(value, timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
     except (OverflowError, OSError, ValueError):
         return str(value)

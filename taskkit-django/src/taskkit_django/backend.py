@@ -28,7 +28,7 @@ from operator import or_
 from typing import Any, ClassVar
 
 from django.db import connections
-from django.db.models import Case, Count, F, FloatField, Min, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When
 from django.db.models.expressions import Combinable, RawSQL
 from django.db.models.functions import Least
 from taskkit._task import (
@@ -47,8 +47,7 @@ from taskkit.backend import Backend
 from taskkit.clock import Clock
 from taskkit.errors import ConfigurationError, LeaseLost
 
-from . import _db
-from . import _listen
+from . import _db, _listen
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
 
 __all__ = ["DjangoBackend"]
@@ -154,7 +153,8 @@ class DjangoBackend(Backend):
     def _now_expr(self) -> Combinable:
         if self.clock is not None:
             return Value(self.clock.time(), output_field=FloatField())
-        return RawSQL(_db.now_sql(self.using), (), output_field=FloatField())
+        # A constant per database vendor, never built from input.
+        return RawSQL(_db.now_sql(self.using), (), output_field=FloatField())  # noqa: S611
 
     def _live(self) -> Q:
         """Records whose TTL has not run out (expired ones count as gone)."""
@@ -276,7 +276,8 @@ class DjangoBackend(Backend):
         marks = _models().ScheduleMark.objects.using(self.using)
 
         def op(replaying: bool) -> float | None:
-            return marks.filter(scheduler=scheduler, key=key).values_list("point", flat=True).first()
+            found = marks.filter(scheduler=scheduler, key=key).values_list("point", flat=True)
+            return found.first()
 
         point = self._run(op)
         return None if point is None or point <= _NO_MARK else float(point)
@@ -391,8 +392,9 @@ class DjangoBackend(Backend):
         not_in = ""
         if exclude:
             not_in = f" AND {qn('id')} NOT IN ({', '.join(['%s'] * len(exclude))})"
+        # Only quoted identifiers and the vendor's clock are interpolated; values are params.
         sql = (
-            f"SELECT {now_sql}, "
+            f"SELECT {now_sql}, "  # noqa: S608
             f"(SELECT MIN(due) FROM {table} WHERE {col} = %s AND state = %s), "
             f"(SELECT MIN(lease_expires) FROM {table} WHERE {col} = %s AND state = %s{not_in})"
         )
@@ -434,7 +436,12 @@ class DjangoBackend(Backend):
         return statuses
 
     def _finish(
-        self, claim: Claim, state: TaskState, *, result: bytes | None = None, error: str | None = None
+        self,
+        claim: Claim,
+        state: TaskState,
+        *,
+        result: bytes | None = None,
+        error: str | None = None,
     ) -> None:
         def op(replaying: bool) -> None:
             with _db.write_transaction(self.using):
@@ -834,7 +841,9 @@ def _outcome(row: Any) -> Outcome:
     return Outcome(
         task=_task(row),
         state=state,
-        result=bytes(row.result) if state is TaskState.SUCCEEDED and row.result is not None else None,
+        result=(
+            bytes(row.result) if state is TaskState.SUCCEEDED and row.result is not None else None
+        ),
         error=row.error,
         finished=None if row.finished is None or not state.finished else float(row.finished),
     )

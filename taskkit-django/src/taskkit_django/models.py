@@ -56,7 +56,7 @@ class TaskRecord(models.Model):
         db_table = "taskkit_task"
         verbose_name = "task"
         verbose_name_plural = "tasks"
-        indexes = [
+        indexes = [  # noqa: RUF012 - Django's Meta convention
             # Claims: queued tasks of a group in due order, expired leases of a group.
             models.Index(fields=["group", "state", "due", "created"], name="taskkit_claim_idx"),
             models.Index(fields=["group", "state", "lease_expires"], name="taskkit_lease_idx"),
@@ -79,7 +79,7 @@ class ScheduleMark(models.Model):
     class Meta:
         app_label = "taskkit"
         db_table = "taskkit_schedule_mark"
-        constraints = [
+        constraints = [  # noqa: RUF012 - Django's Meta convention
             models.UniqueConstraint(fields=["scheduler", "key"], name="taskkit_mark_unique"),
         ]
 
