@@ -199,3 +199,109 @@ def test_missing_distribution_names_the_install_command(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.split() == ["True", "True"]
+
+
+README_EXAMPLE = """
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+
+from taskkit import TaskHandler, Task, DiscardTask, RegularSchedule, ScheduleEntry
+from taskkit.impl.django import make_kit
+
+GROUP_NAME = {group!r}
+
+
+class Handler(TaskHandler):
+    def handle(self, task: Task):
+        if task.group == GROUP_NAME:
+            if task.name == 'foo':
+                return json.loads(task.data)['some_data'] + 1
+            if task.name in ('test2', 'test3'):
+                return None
+        raise DiscardTask
+
+    def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
+        return task.retry_count if task.retry_count < 10 else None
+
+    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
+        return json.dumps(data).encode()
+
+    def encode_result(self, task: Task, result: Any) -> bytes:
+        return json.dumps(result).encode()
+
+    def decode_result(self, task: Task, encoded: bytes) -> Any:
+        return json.loads(encoded)
+
+
+if __name__ == "__main__":
+    kit = make_kit(Handler())
+    schedule_entries = {{
+        'scheduler_name': [
+            ScheduleEntry(
+                key='every-second', group=GROUP_NAME, name='test2',
+                data=Handler().encode_data(GROUP_NAME, 'test2', 'SOME DATA'),
+                schedule=RegularSchedule(seconds='*'),
+            ),
+            {{'key': 'dict-form', 'group': GROUP_NAME, 'name': 'test3', 'data': 2,
+              'schedule': RegularSchedule(seconds='*')}},
+        ],
+    }}
+    processes = kit.start_processes(
+        num_processes=2,
+        num_worker_threads_per_group={{GROUP_NAME: 3}},
+        daemon=True,
+        schedule_entries=schedule_entries,
+        tzinfo=timezone(timedelta(hours=9), 'JST'))
+    try:
+        result = kit.initiate_task(GROUP_NAME, 'foo', dict(some_data=1),
+                                   due=datetime.now() + timedelta(seconds=1))
+        print(result.get(timeout=60))
+        from taskkit_django.models import TaskRecord
+        import time
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            points = list(TaskRecord.objects.filter(group=GROUP_NAME, name='test3')
+                          .values_list('scheduled', flat=True))
+            if len(points) >= 3:
+                break
+            time.sleep(0.1)
+        print(len(points) >= 3, len(points) == len(set(points)))
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.join(30)
+"""
+
+
+@pytest.mark.parametrize("alias", ["sqlite", "pg"])
+def test_original_readme_django_example(tmp_path: Path, alias: str) -> None:
+    """The 0.2 README's Django path, unchanged: two worker processes and schedule entries;
+    each schedule point fires once although both processes run the schedulers."""
+    if alias == "pg":
+        if "pg" not in URLS:
+            pytest.skip("PostgreSQL not reachable")
+        from taskkit_django._standalone import database_settings
+
+        db = database_settings(URLS["pg"])
+    else:
+        db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path / "readme.sqlite3")}
+    (tmp_path / "readme_settings.py").write_text(
+        f"DATABASES = {{'default': {db!r}}}\n"
+        "INSTALLED_APPS = ['taskkit.contrib.django']\nUSE_TZ = True\n"
+    )
+    (tmp_path / "readme.py").write_text(README_EXAMPLE.format(group=f"readme-{alias}"))
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "readme.py")],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "readme_settings",
+             "PYTHONPATH": f"{HERE}{os.pathsep}{tmp_path}"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["2", "True", "True"]
