@@ -53,8 +53,9 @@ def _create_pg() -> bool:
         import psycopg
     except ImportError:
         return False
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute(f'CREATE DATABASE "{_session_db}"')
     return True
 
@@ -62,8 +63,9 @@ def _create_pg() -> bool:
 def _drop_pg() -> None:
     import psycopg
 
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{_session_db}" WITH (FORCE)')
 
 

@@ -134,8 +134,12 @@ def test_worker_command_runs_workers_from_settings(tmp_path: Path) -> None:
     manage = [sys.executable, "-m", "django"]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=tmp_path, timeout=120)
     worker = subprocess.Popen(
-        [*manage, "taskkit_worker"], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [*manage, "taskkit_worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         code = textwrap.dedent(
@@ -149,8 +153,12 @@ def test_worker_command_runs_workers_from_settings(tmp_path: Path) -> None:
             """
         )
         out = subprocess.run(
-            [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True,
-            text=True, timeout=120,
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "45"

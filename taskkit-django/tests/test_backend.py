@@ -24,8 +24,15 @@ from taskkit_django.models import TaskRecord
 
 def make_task(i: int | str, group: str = "g", due: float | None = None, **kw: Any) -> Task:
     now = time.time()
-    return Task(id=f"t{i}", group=group, name="echo", data=b"1", due=now if due is None else due,
-                created=now, **kw)
+    return Task(
+        id=f"t{i}",
+        group=group,
+        name="echo",
+        data=b"1",
+        due=now if due is None else due,
+        created=now,
+        **kw,
+    )
 
 
 def wait_until(predicate: Any, timeout: float = 10.0) -> None:
@@ -97,8 +104,9 @@ def test_expired_record_frees_its_id(backend: DjangoBackend) -> None:
 
 def test_long_names_fit(backend: DjangoBackend) -> None:
     group, name = "g" * 128, "n" * 128
-    task = Task(id="x" * 200, group=group, name=name, data=b"", due=time.time(),
-                created=time.time())
+    task = Task(
+        id="x" * 200, group=group, name=name, data=b"", due=time.time(), created=time.time()
+    )
     assert backend.put([task]) == [True]
     claim = backend.claim(group, "w", 1, 30, 3).claims[0]
     assert (claim.task.group, claim.task.name) == (group, name)

@@ -92,9 +92,15 @@ def test_tasks_framework_backend(tmp_path: Path) -> None:
     (tmp_path / "run.py").write_text(textwrap.dedent(SCRIPT))
     proc = subprocess.run(
         [sys.executable, str(tmp_path / "run.py")],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tasks_settings",
-             "PYTHONPATH": f"{tmp_path}{os.pathsep}{HERE}"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tasks_settings",
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{HERE}",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines() == [

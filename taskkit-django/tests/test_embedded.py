@@ -299,9 +299,15 @@ def test_original_readme_django_example(tmp_path: Path, alias: str) -> None:
     (tmp_path / "readme.py").write_text(README_EXAMPLE.format(group=f"readme-{alias}"))
     proc = subprocess.run(
         [sys.executable, str(tmp_path / "readme.py")],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "readme_settings",
-             "PYTHONPATH": f"{HERE}{os.pathsep}{tmp_path}"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "readme_settings",
+            "PYTHONPATH": f"{HERE}{os.pathsep}{tmp_path}",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["2", "True", "True"]

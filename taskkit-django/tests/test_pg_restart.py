@@ -44,21 +44,40 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(
-            _as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
-                         "-U", "postgres", "--no-sync"),
-            check=True, capture_output=True, timeout=120,
+            _as_postgres(
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     def pg_ctl(self, *args: str) -> None:
         subprocess.run(
             _as_postgres(
-                str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                "-l", str(self.dir / "log"),
-                "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.dir / "log"),
+                "-o",
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
                 "-c fsync=off -c synchronous_commit=on",
                 *args,
             ),
-            check=True, capture_output=True, timeout=120,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     def cleanup(self) -> None:
@@ -125,9 +144,18 @@ def test_restart_with_workers_running_loses_nothing(
     private_pg: PrivatePostgres, tmp_path: Path
 ) -> None:
     subprocess.run(
-        [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(private_pg.port), "-U",
-         "postgres", "tasks"],
-        check=True, timeout=60,
+        [
+            str(PG_BIN / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(private_pg.port),
+            "-U",
+            "postgres",
+            "tasks",
+        ],
+        check=True,
+        timeout=60,
     )
     url = f"postgresql://postgres@127.0.0.1:{private_pg.port}/tasks"
     (tmp_path / "restart.py").write_text(textwrap.dedent(SCRIPT))
@@ -135,7 +163,9 @@ def test_restart_with_workers_running_loses_nothing(
     child = subprocess.Popen(
         [sys.executable, str(tmp_path / "restart.py"), url, str(n)],
         env={**os.environ, "PYTHONPATH": str(HERE)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None

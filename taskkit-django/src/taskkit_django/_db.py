@@ -84,22 +84,20 @@ def write_transaction(using: str) -> Iterator[None]:
     conn = connections[using]
     patch = conn.vendor == "sqlite" and not conn.in_atomic_block
     if patch:
-        conn._start_transaction_under_autocommit = types.MethodType(  # type: ignore[method-assign]
-            _begin_immediate, conn
-        )
+        # An instance attribute shadows the method for this one BEGIN only.
+        begin = types.MethodType(_begin_immediate, conn)
+        setattr(conn, "_start_transaction_under_autocommit", begin)  # noqa: B010 - typed stubs
     atomic = transaction.atomic(using=using, savepoint=False)
     try:
         atomic.__enter__()
     finally:
         if patch:
             conn.__dict__.pop("_start_transaction_under_autocommit", None)
-    exc_info: tuple[Any, Any, Any] = (None, None, None)
     try:
         yield
     except BaseException as exc:
-        exc_info = (type(exc), exc, exc.__traceback__)
-        if not atomic.__exit__(*exc_info):
-            raise
+        atomic.__exit__(type(exc), exc, exc.__traceback__)  # rolls back
+        raise
     else:
         atomic.__exit__(None, None, None)
 
@@ -109,12 +107,16 @@ def write_transaction(using: str) -> Iterator[None]:
 
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "database is locked" in text or "database table is locked" in text or (
-        # MySQL/MariaDB: lock wait timeout (1205) and deadlock (1213) are safe to retry:
-        # the server rolled the statement or transaction back.
-        getattr(exc, "args", None) is not None
-        and len(exc.args) > 0
-        and exc.args[0] in (1205, 1213)
+    return (
+        "database is locked" in text
+        or "database table is locked" in text
+        or (
+            # MySQL/MariaDB: lock wait timeout (1205) and deadlock (1213) are safe to retry:
+            # the server rolled the statement or transaction back.
+            getattr(exc, "args", None) is not None
+            and len(exc.args) > 0
+            and exc.args[0] in (1205, 1213)
+        )
     )
 
 

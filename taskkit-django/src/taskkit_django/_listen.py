@@ -195,8 +195,12 @@ class Listener:
         options = dict(wrapper.settings_dict.get("OPTIONS") or {})
         # A server that vanished without closing the socket (partition, power loss) is
         # noticed by TCP keepalives within about 30 s; a restart closes the socket at once.
-        for key, value in (("keepalives", 1), ("keepalives_idle", 10),
-                           ("keepalives_interval", 5), ("keepalives_count", 3)):
+        for key, value in (
+            ("keepalives", 1),
+            ("keepalives_idle", 10),
+            ("keepalives_interval", 5),
+            ("keepalives_count", 3),
+        ):
             options.setdefault(key, value)
         wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options}
         self._wrapper = wrapper

@@ -37,8 +37,15 @@ class TaskkitSettings:
 
 def load() -> TaskkitSettings:
     raw = dict(getattr(settings, "TASKKIT", {}) or {})
-    unknown = set(raw) - {"HANDLER", "DATABASE", "PROCESSES", "THREADS", "SCHEDULE", "TIMEZONE",
-                          "OPTIONS"}
+    unknown = set(raw) - {
+        "HANDLER",
+        "DATABASE",
+        "PROCESSES",
+        "THREADS",
+        "SCHEDULE",
+        "TIMEZONE",
+        "OPTIONS",
+    }
     if unknown:
         raise ImproperlyConfigured(f"unknown TASKKIT setting(s): {', '.join(sorted(unknown))}")
     result = TaskkitSettings(

@@ -49,7 +49,14 @@ def _backend(request: HttpRequest, queryset: QuerySet[Any]) -> Any:
 @admin.register(TaskRecord)
 class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "id", "group", "name", "state", "due_at", "retry_count", "deliveries", "finished_at"
+        "id",
+        "group",
+        "name",
+        "state",
+        "due_at",
+        "retry_count",
+        "deliveries",
+        "finished_at",
     )
     list_filter = ("state", "group")
     search_fields = ("=id", "group", "name")
@@ -58,18 +65,36 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ordering = ("-created",)
     actions = ("requeue_dead_letters", "cancel_queued")
     fields = (
-        "id", "group", "name", "state", "due_at", "created_at", "scheduled", "retry_count",
-        "deliveries", "ttl", "timeout", "worker_id", "lease_expires", "cancel_requested",
-        "finished_at", "data_preview", "result_preview", "error_preview",
+        "id",
+        "group",
+        "name",
+        "state",
+        "due_at",
+        "created_at",
+        "scheduled",
+        "retry_count",
+        "deliveries",
+        "ttl",
+        "timeout",
+        "worker_id",
+        "lease_expires",
+        "cancel_requested",
+        "finished_at",
+        "data_preview",
+        "result_preview",
+        "error_preview",
     )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # The list never loads the payload columns.
         qs: QuerySet[Any] = super().get_queryset(request)
-        return qs.defer("data", "result", "error") if request.resolver_match and (
-            request.resolver_match.url_name or ""
-        ).endswith("changelist") else qs
+        return (
+            qs.defer("data", "result", "error")
+            if request.resolver_match
+            and (request.resolver_match.url_name or "").endswith("changelist")
+            else qs
+        )
 
     @admin.display(description="due", ordering="due")
     def due_at(self, obj: TaskRecord) -> str:
@@ -133,13 +158,14 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 request, f"{skipped} selected task(s) were not queued.", messages.WARNING
             )
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # The actions change tasks: only users allowed to change or delete tasks get them.
-        actions: dict[str, Any] = super().get_actions(request)
+        actions: dict[str, Any] = super().get_actions(request, *args, **kwargs)
         opts = self.model._meta
+        user: Any = request.user
         if not (
-            request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
-            or request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}")
+            user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+            or user.has_perm(f"{opts.app_label}.delete_{opts.model_name}")
         ):
             actions.pop("requeue_dead_letters", None)
             actions.pop("cancel_queued", None)

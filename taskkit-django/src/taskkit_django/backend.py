@@ -148,7 +148,8 @@ class DjangoBackend(Backend):
     # ------------------------------------------------------------------ helpers
 
     def _tasks(self) -> QuerySet[Any]:
-        return _models().TaskRecord.objects.using(self.using)
+        tasks: QuerySet[Any] = _models().TaskRecord.objects.using(self.using)
+        return tasks
 
     def _now_expr(self) -> Combinable:
         if self.clock is not None:
@@ -277,7 +278,8 @@ class DjangoBackend(Backend):
 
         def op(replaying: bool) -> float | None:
             found = marks.filter(scheduler=scheduler, key=key).values_list("point", flat=True)
-            return found.first()
+            point: float | None = found.first()
+            return point
 
         point = self._run(op)
         return None if point is None or point <= _NO_MARK else float(point)
@@ -446,15 +448,19 @@ class DjangoBackend(Backend):
         def op(replaying: bool) -> None:
             with _db.write_transaction(self.using):
                 now = self._now_expr()
-                changed = self._tasks().filter(self._fenced([claim])).update(
-                    state=state.value,
-                    result=result,
-                    error=error,
-                    finished=now,
-                    expires=now + F("ttl"),
-                    worker_id=None,
-                    lease_expires=None,
-                    cancel_requested=False,
+                changed = (
+                    self._tasks()
+                    .filter(self._fenced([claim]))
+                    .update(
+                        state=state.value,
+                        result=result,
+                        error=error,
+                        finished=now,
+                        expires=now + F("ttl"),
+                        worker_id=None,
+                        lease_expires=None,
+                        cancel_requested=False,
+                    )
                 )
                 if not changed and not (replaying and self._replayed(claim, state)):
                     raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
@@ -485,14 +491,18 @@ class DjangoBackend(Backend):
             with _db.write_transaction(self.using):
                 # The token stays on the queued row so that a replay can recognise its own
                 # write; fenced changes also require state = running, so it grants nothing.
-                changed = self._tasks().filter(self._fenced([claim])).update(
-                    state=_QUEUED,
-                    due=due,
-                    retry_count=F("retry_count") + 1,
-                    deliveries=0,
-                    error=error,
-                    worker_id=None,
-                    lease_expires=None,
+                changed = (
+                    self._tasks()
+                    .filter(self._fenced([claim]))
+                    .update(
+                        state=_QUEUED,
+                        due=due,
+                        retry_count=F("retry_count") + 1,
+                        deliveries=0,
+                        error=error,
+                        worker_id=None,
+                        lease_expires=None,
+                    )
                 )
                 if not changed and not (replaying and self._replayed(claim, TaskState.QUEUED)):
                     raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
@@ -712,9 +722,7 @@ class DjangoBackend(Backend):
     def count_purgeable(self, finished_before: float) -> int:
         """How many records :meth:`purge` would delete now."""
         return int(
-            self._tasks()
-            .filter(state__in=_FINISHED_STATES, finished__lt=finished_before)
-            .count()
+            self._tasks().filter(state__in=_FINISHED_STATES, finished__lt=finished_before).count()
         )
 
     def _maybe_sweep(self) -> None:

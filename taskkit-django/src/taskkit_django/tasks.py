@@ -60,11 +60,9 @@ _STATUS = {
 FAILED_CLASS_PATH = "taskkit.errors.Failed"
 
 
-def resolve_task(module_path: str) -> DjangoTask:
+def resolve_task(module_path: str) -> DjangoTask[Any, Any]:
     """The ``@task`` named by ``module_path``, if it lives in an installed app."""
-    if not any(
-        module_path.startswith(config.name + ".") for config in apps.get_app_configs()
-    ):
+    if not any(module_path.startswith(config.name + ".") for config in apps.get_app_configs()):
         raise LookupError(f"{module_path!r} is not inside an installed app")
     found = import_string(module_path)
     if not isinstance(found, DjangoTask):
@@ -102,15 +100,15 @@ class DjangoTasksHandler(TaskHandler):
 
 
 def _result(
-    django_task: DjangoTask,
+    django_task: DjangoTask[Any, Any],
     kit_task: KitTask,
     status: Any,
     args: list[Any],
     kwargs: dict[str, Any],
     outcome: Outcome | None = None,
-) -> TaskResult:
+) -> TaskResult[Any, Any]:
     finished = outcome.finished if outcome is not None else None
-    result = TaskResult(
+    result: TaskResult[Any, Any] = TaskResult(
         task=django_task,
         id=kit_task.id,
         status=status,
@@ -148,7 +146,7 @@ class TaskkitBackend(BaseTaskBackend):
             self._kit = make_kit(DjangoTasksHandler(), using=self.database)
         return self._kit
 
-    def enqueue(self, task: DjangoTask, args: Any, kwargs: Any) -> TaskResult:
+    def enqueue(self, task: DjangoTask[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any, Any]:
         self.validate_task(task)
         args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
         data = json.dumps({"args": args, "kwargs": kwargs}).encode()
@@ -165,7 +163,7 @@ class TaskkitBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[Any, Any]:
         outcome = self.kit.backend.get_outcome(result_id)
         if outcome is None:
             raise TaskResultDoesNotExist(result_id)
@@ -176,8 +174,12 @@ class TaskkitBackend(BaseTaskBackend):
         payload = json.loads(outcome.task.data)
         status = _STATUS.get(outcome.state, TaskResultStatus.FAILED)
         result = _result(
-            django_task, outcome.task, status, payload.get("args", []),
-            payload.get("kwargs", {}), outcome,
+            django_task,
+            outcome.task,
+            status,
+            payload.get("args", []),
+            payload.get("kwargs", {}),
+            outcome,
         )
         if status == TaskResultStatus.SUCCESSFUL and outcome.result is not None:
             object.__setattr__(result, "_return_value", json.loads(outcome.result))
@@ -203,4 +205,3 @@ class TaskkitBackend(BaseTaskBackend):
                 )
             ]
         return []
-

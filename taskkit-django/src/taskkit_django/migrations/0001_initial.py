@@ -4,68 +4,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ControlRecord',
+            name="ControlRecord",
             fields=[
-                ('seq', models.BigAutoField(primary_key=True, serialize=False)),
-                ('kind', models.CharField(max_length=16)),
-                ('groups', models.TextField(blank=True, null=True)),
-                ('created', models.FloatField()),
+                ("seq", models.BigAutoField(primary_key=True, serialize=False)),
+                ("kind", models.CharField(max_length=16)),
+                ("groups", models.TextField(blank=True, null=True)),
+                ("created", models.FloatField()),
             ],
             options={
-                'verbose_name': 'control event',
-                'db_table': 'taskkit_control',
+                "verbose_name": "control event",
+                "db_table": "taskkit_control",
             },
         ),
         migrations.CreateModel(
-            name='ScheduleMark',
+            name="ScheduleMark",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scheduler', models.CharField(max_length=128)),
-                ('key', models.CharField(max_length=128)),
-                ('point', models.FloatField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("scheduler", models.CharField(max_length=128)),
+                ("key", models.CharField(max_length=128)),
+                ("point", models.FloatField()),
             ],
             options={
-                'db_table': 'taskkit_schedule_mark',
-                'constraints': [models.UniqueConstraint(fields=('scheduler', 'key'), name='taskkit_mark_unique')],
+                "db_table": "taskkit_schedule_mark",
+                "constraints": [
+                    models.UniqueConstraint(fields=("scheduler", "key"), name="taskkit_mark_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TaskRecord',
+            name="TaskRecord",
             fields=[
-                ('id', models.CharField(max_length=255, primary_key=True, serialize=False)),
-                ('group', models.CharField(max_length=128)),
-                ('name', models.CharField(max_length=128)),
-                ('data', models.BinaryField()),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('discarded', 'Discarded'), ('dead', 'Dead'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('due', models.FloatField(help_text='epoch seconds: the earliest time the task may run')),
-                ('created', models.FloatField(help_text='epoch seconds')),
-                ('scheduled', models.FloatField(blank=True, null=True)),
-                ('retry_count', models.IntegerField(default=0)),
-                ('ttl', models.FloatField(help_text='seconds the finished record is kept')),
-                ('timeout', models.FloatField(blank=True, null=True)),
-                ('deliveries', models.IntegerField(default=0)),
-                ('token', models.CharField(blank=True, max_length=32, null=True)),
-                ('worker_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('lease_expires', models.FloatField(blank=True, null=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('result', models.BinaryField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, null=True)),
-                ('finished', models.FloatField(blank=True, null=True)),
-                ('expires', models.FloatField(blank=True, null=True)),
+                ("id", models.CharField(max_length=255, primary_key=True, serialize=False)),
+                ("group", models.CharField(max_length=128)),
+                ("name", models.CharField(max_length=128)),
+                ("data", models.BinaryField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("discarded", "Discarded"),
+                            ("dead", "Dead"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "due",
+                    models.FloatField(
+                        help_text="epoch seconds: the earliest time the task may run"
+                    ),
+                ),
+                ("created", models.FloatField(help_text="epoch seconds")),
+                ("scheduled", models.FloatField(blank=True, null=True)),
+                ("retry_count", models.IntegerField(default=0)),
+                ("ttl", models.FloatField(help_text="seconds the finished record is kept")),
+                ("timeout", models.FloatField(blank=True, null=True)),
+                ("deliveries", models.IntegerField(default=0)),
+                ("token", models.CharField(blank=True, max_length=32, null=True)),
+                ("worker_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("lease_expires", models.FloatField(blank=True, null=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("result", models.BinaryField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, null=True)),
+                ("finished", models.FloatField(blank=True, null=True)),
+                ("expires", models.FloatField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'task',
-                'verbose_name_plural': 'tasks',
-                'db_table': 'taskkit_task',
-                'indexes': [models.Index(fields=['group', 'state', 'due', 'created'], name='taskkit_claim_idx'), models.Index(fields=['group', 'state', 'lease_expires'], name='taskkit_lease_idx'), models.Index(fields=['state', 'finished'], name='taskkit_finished_idx'), models.Index(fields=['worker_id'], name='taskkit_worker_idx'), models.Index(fields=['expires'], name='taskkit_expires_idx')],
+                "verbose_name": "task",
+                "verbose_name_plural": "tasks",
+                "db_table": "taskkit_task",
+                "indexes": [
+                    models.Index(
+                        fields=["group", "state", "due", "created"], name="taskkit_claim_idx"
+                    ),
+                    models.Index(
+                        fields=["group", "state", "lease_expires"], name="taskkit_lease_idx"
+                    ),
+                    models.Index(fields=["state", "finished"], name="taskkit_finished_idx"),
+                    models.Index(fields=["worker_id"], name="taskkit_worker_idx"),
+                    models.Index(fields=["expires"], name="taskkit_expires_idx"),
+                ],
             },
         ),
     ]

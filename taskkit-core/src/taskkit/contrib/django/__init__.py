@@ -11,6 +11,5 @@ try:
     import taskkit_django  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError(
-        "'taskkit.contrib.django' needs the taskkit-django distribution: "
-        "pip install taskkit-django"
+        "'taskkit.contrib.django' needs the taskkit-django distribution: pip install taskkit-django"
     ) from exc
