@@ -40,7 +40,7 @@ def wait_until(predicate, timeout: float, message: str = "condition not met") ->
         try:
             if predicate():
                 return
-        except Exception:  # noqa: BLE001 - the condition may raise until it holds
+        except Exception:
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s: {message}")
@@ -65,11 +65,16 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.directory),
-                "--save", "",
-                "--logfile", str(self.directory / "redis.log"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--logfile",
+                str(self.directory / "redis.log"),
                 *self.args,
             ],
             stdout=subprocess.DEVNULL,
@@ -100,9 +105,18 @@ class RedisCluster3:
 
     def __init__(self, directory: Path) -> None:
         self.servers = [
-            RedisServer(directory / f"node{i}", free_cluster_port(), "--cluster-enabled", "yes",
-                        "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-                        "--appendonly", "no")
+            RedisServer(
+                directory / f"node{i}",
+                free_cluster_port(),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+                "--appendonly",
+                "no",
+            )
             for i in range(3)
         ]
 
@@ -115,9 +129,13 @@ class RedisCluster3:
             server.start()
         subprocess.run(
             [
-                shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
+                shutil.which("redis-cli") or "redis-cli",
+                "--cluster",
+                "create",
                 *(f"127.0.0.1:{s.port}" for s in self.servers),
-                "--cluster-replicas", "0", "--cluster-yes",
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
             ],
             check=True,
             stdout=subprocess.DEVNULL,

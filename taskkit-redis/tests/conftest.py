@@ -10,7 +10,6 @@ import pytest
 import redis
 from _servers import RedisCluster3
 from redis_factories import RedisFactory
-
 from taskkit_redis import RedisBackend
 
 SHARED_URL = "redis://127.0.0.1:6379/0"

@@ -10,7 +10,6 @@ from conftest import delete_prefix, new_prefix
 from helpers import drain, make_tasks
 from readme_app import Handler
 from redis.cluster import ClusterNode, RedisCluster
-
 from taskkit_redis import RedisBackend, make_kit
 
 pytestmark = pytest.mark.cluster
@@ -43,7 +42,9 @@ def test_groups_spread_over_the_shards(cluster_backend: RedisBackend) -> None:
     groups = [f"g{i}" for i in range(12)]
     for group in groups:
         cluster_backend.put(make_tasks(cluster_backend, group, 2))
-    nodes = {cluster_backend.client.get_node_from_key(cluster_backend.keys.queue(g)).name for g in groups}
+    nodes = {
+        cluster_backend.client.get_node_from_key(cluster_backend.keys.queue(g)).name for g in groups
+    }
     assert len(nodes) > 1
     for group in groups:
         assert len(drain(cluster_backend, group)) == 2

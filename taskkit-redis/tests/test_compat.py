@@ -11,11 +11,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import taskkit
 from _servers import wait_until
 from readme_app import GROUP_NAME, Handler
 from redis.client import Redis
-
-import taskkit
 from taskkit import RegularSchedule, ResultGetTimedOut, ScheduleEntry
 from taskkit_redis import RedisBackend
 
@@ -25,7 +24,7 @@ def test_the_readme_example_runs_unchanged(
 ) -> None:
     ledger = tmp_path / "ledger"
     monkeypatch.setattr(Handler, "ledger_path", str(ledger))
-    from taskkit.impl.redis import make_kit  # noqa: PLC0415 - the README's import
+    from taskkit.impl.redis import make_kit
 
     REDIS_HOST = "127.0.0.1"
     REDIS_PORT = "6379"
@@ -70,7 +69,11 @@ def test_the_readme_example_runs_unchanged(
         assert value == {"doubled": 2}
 
         def lines() -> list[list[str]]:
-            return [line.split() for line in ledger.read_text().splitlines()] if ledger.exists() else []
+            return (
+                [line.split() for line in ledger.read_text().splitlines()]
+                if ledger.exists()
+                else []
+            )
 
         wait_until(
             lambda: {"test2", "test3"} <= {line[0] for line in lines()},
@@ -112,6 +115,10 @@ def test_missing_distribution_is_named(tmp_path: Path) -> None:
         "    print(exc)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
     )
     assert "pip install taskkit-redis" in out.stdout, out.stdout + out.stderr

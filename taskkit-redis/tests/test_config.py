@@ -6,14 +6,15 @@ import pickle
 
 import pytest
 import redis
-
 from taskkit import ConfigurationError
 from taskkit_redis import RedisBackend
 from taskkit_redis._config import config_from_client, config_from_url
 
 
 def test_url_with_credentials_database_and_backend_options() -> None:
-    config = config_from_url("redis://alice:s%40cret@db.example:6380/3?prefix=shop&socket_timeout=2")
+    config = config_from_url(
+        "redis://alice:s%40cret@db.example:6380/3?prefix=shop&socket_timeout=2"
+    )
     assert config.connection["host"] == "db.example"
     assert config.connection["port"] == 6380
     assert config.connection["db"] == 3

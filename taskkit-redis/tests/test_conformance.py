@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import delete_prefix, new_prefix
 from redis_factories import RedisFactory
-
-from taskkit_testing import BackendTests
+from taskkit_testing import BackendTests, KitSettings
 from taskkit_testing.stateful import StatefulBackendTests
 
 
@@ -18,6 +17,14 @@ class TestRedisBackend(BackendTests):
 
 @pytest.mark.cluster
 class TestRedisClusterBackend(BackendTests):
+    """Every test of the kit again, on the cluster; the bulk workloads at a quarter of their size
+    to keep the suite quick (the shared-Redis class runs them in full)."""
+
+    @pytest.fixture
+    def kit_settings(self, request: pytest.FixtureRequest) -> KitSettings:
+        settings = KitSettings.from_config(request.config)
+        return KitSettings(scale=settings.scale * 0.25, timeout_factor=settings.timeout_factor)
+
     @pytest.fixture
     def backend_factory(self, cluster) -> Iterator[RedisFactory]:  # type: ignore[no-untyped-def]
         prefix = new_prefix()

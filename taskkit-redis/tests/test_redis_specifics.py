@@ -11,7 +11,6 @@ from _servers import wait_until
 from helpers import make_tasks
 from redis.crc import key_slot
 from redis_factories import RedisFactory
-
 from taskkit import Outcome, TaskState
 from taskkit_redis import RedisBackend
 from taskkit_redis.backend import CONTROL_EVENTS_KEPT
@@ -27,8 +26,12 @@ def test_every_key_of_a_group_shares_one_slot(backend: RedisBackend) -> None:
     batch = backend.claim("mail", "w1", 3, 30.0, 3)
     backend.complete(batch.claims[0], b"r")
     backend.retry(batch.claims[1], backend.now() + 60, "again")
-    group_keys = {k for k in all_keys(backend) if k.startswith("{" + backend.keys.prefix + ":mail}")}
-    assert {key_slot(k.encode()) for k in group_keys} == {key_slot(backend.keys.queue("mail").encode())}
+    group_keys = {
+        k for k in all_keys(backend) if k.startswith("{" + backend.keys.prefix + ":mail}")
+    }
+    assert {key_slot(k.encode()) for k in group_keys} == {
+        key_slot(backend.keys.queue("mail").encode())
+    }
     index_keys = {k for k in all_keys(backend) if k.startswith(backend.keys.index_prefix)}
     assert index_keys == {backend.keys.index(t.id) for t in made}
 
@@ -156,7 +159,13 @@ def test_every_waiter_of_a_result_wakes_on_completion(shared_redis: str, prefix:
         for t in threads:
             t.start()
         wait_until(
-            lambda: sum(c.get("name") == name and c.get("cmd") == "blmove" for c in observer.client_list()) == 3,
+            lambda: (
+                sum(
+                    c.get("name") == name and c.get("cmd") == "blmove"
+                    for c in observer.client_list()
+                )
+                == 3
+            ),
             10.0,
             "the waiters did not block",
         )

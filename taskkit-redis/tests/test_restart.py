@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from _servers import RedisServer, wait_until
 from helpers import drain, make_tasks
-
 from taskkit import BackendUnavailable, Task, TaskState
 from taskkit_redis import RedisBackend
 

@@ -8,8 +8,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import pytest
 import redis
 from _servers import RedisServer, free_port
 from helpers import make_tasks
-
 from taskkit import BackendUnavailable, CancelResult, TaskState
 from taskkit_redis import RedisBackend
 
@@ -105,7 +102,7 @@ def test_check_warns_about_eviction_and_missing_persistence(tmp_path: Path) -> N
         assert any("maxmemory-policy 'allkeys-lru'" in w for w in warnings), warnings
         assert any("no persistence" in w for w in warnings), warnings
         backend.client.config_set("maxmemory-policy", "noeviction")
-        backend.client.config_set("appendonly", "yes")
+        backend.client.config_set("save", "900 1")
         assert backend.check() == []
     finally:
         backend.close()
@@ -136,7 +133,9 @@ def test_idle_waits_send_almost_no_commands(server: RedisServer) -> None:
         backend.close()
 
 
-def test_a_wiped_data_set_is_reported(server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_wiped_data_set_is_reported(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     backend = RedisBackend(server.url, prefix="wipe")
     try:
         backend.publish_control("pause", None)
@@ -165,17 +164,69 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Redis
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
     d = tmp_path_factory.mktemp("tls")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-             "-keyout", "ca.key", "-out", "ca.crt", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-             "-keyout", "server.key", "-out", "server.csr", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=d,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=d,
+    )
     (d / "san.ext").write_text("subjectAltName=DNS:localhost\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt", cwd=d)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+        cwd=d,
+    )
     port = free_port()
-    server = RedisServer(d / "data", free_port(), "--tls-port", str(port),
-                         "--tls-cert-file", str(d / "server.crt"), "--tls-key-file", str(d / "server.key"),
-                         "--tls-ca-cert-file", str(d / "ca.crt"), "--tls-auth-clients", "no")
+    server = RedisServer(
+        d / "data",
+        free_port(),
+        "--tls-port",
+        str(port),
+        "--tls-cert-file",
+        str(d / "server.crt"),
+        "--tls-key-file",
+        str(d / "server.key"),
+        "--tls-ca-cert-file",
+        str(d / "ca.crt"),
+        "--tls-auth-clients",
+        "no",
+    )
     server.start()
     server.tls_port = port  # type: ignore[attr-defined]
     yield server, d
@@ -192,7 +243,9 @@ def test_tls_with_the_servers_ca_works(tls_server: tuple[RedisServer, Path]) -> 
         backend.close()
 
 
-def test_tls_refuses_an_unknown_ca_and_a_wrong_host_name(tls_server: tuple[RedisServer, Path]) -> None:
+def test_tls_refuses_an_unknown_ca_and_a_wrong_host_name(
+    tls_server: tuple[RedisServer, Path],
+) -> None:
     server, d = tls_server
     port = server.tls_port  # type: ignore[attr-defined]
     unknown_ca = RedisBackend(f"rediss://localhost:{port}/0", prefix="tls", retries=0)
@@ -201,7 +254,7 @@ def test_tls_refuses_an_unknown_ca_and_a_wrong_host_name(tls_server: tuple[Redis
     )
     try:
         for backend in (unknown_ca, wrong_name):
-            with pytest.raises(BackendUnavailable, match="(?i)certificate"):
+            with pytest.raises(BackendUnavailable, match=r"(?i)certificate"):
                 backend.now()
     finally:
         unknown_ca.close()

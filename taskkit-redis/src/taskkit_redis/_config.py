@@ -113,7 +113,8 @@ class RedisConfig:
             nodes = ",".join(f"{h}:{p}" for h, p in self.startup_nodes)
             where = f"{scheme}://{auth}{nodes} (cluster)"
         else:
-            where = f"{scheme}://{auth}{c.get('host', 'localhost')}:{c.get('port', 6379)}/{c.get('db', 0)}"
+            host, port = c.get("host", "localhost"), c.get("port", 6379)
+            where = f"{scheme}://{auth}{host}:{port}/{c.get('db', 0)}"
         return redact_url(where)
 
     def build_client(self) -> Any:
@@ -132,7 +133,10 @@ class RedisConfig:
 
             for name in ("host", "port", "db", "unix_socket_path"):
                 kwargs.pop(name, None)
-            nodes = [ClusterNode(host, port) for host, port in self.startup_nodes]
+            nodes = [
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in self.startup_nodes
+            ]
             return RedisCluster(startup_nodes=nodes, **kwargs)
         if not kwargs.get("ssl"):
             kwargs.pop("ssl", None)
@@ -196,7 +200,7 @@ def config_from_url(url: str, **options: Any) -> RedisConfig:
     Query parameters ``prefix`` and ``cluster`` set the backend options of the same names.
     """
     try:
-        parsed = parse_url(url)
+        parsed = parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise ConfigurationError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
     connection_class = parsed.pop("connection_class", None)

@@ -43,7 +43,8 @@ def validate_prefix(prefix: str) -> str:
         raise ConfigurationError("the Redis key prefix must be a non-empty string")
     if _FORBIDDEN_IN_PREFIX.intersection(prefix) or not prefix.isprintable():
         raise ConfigurationError(
-            f"the Redis key prefix {prefix!r} must be printable, without whitespace or any of {{}}*?[]\\"
+            f"the Redis key prefix {prefix!r} must be printable, without whitespace "
+            "or any of {}*?[]\\"
         )
     return prefix
 

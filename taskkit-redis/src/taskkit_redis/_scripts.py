@@ -11,7 +11,7 @@ import functools
 from importlib import resources
 from typing import Any
 
-__all__ = ["GROUP_SCRIPTS", "GLOBAL_SCRIPTS", "Scripts"]
+__all__ = ["GLOBAL_SCRIPTS", "GROUP_SCRIPTS", "Scripts"]
 
 #: Scripts that touch one group's keys (prelude included).
 GROUP_SCRIPTS = (
@@ -32,7 +32,7 @@ GROUP_SCRIPTS = (
 GLOBAL_SCRIPTS = ("publish_control", "read_control", "mark_mirror")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source(name: str) -> str:
     """The full text of script ``name``, prelude included for per-group scripts."""
     folder = resources.files(__package__).joinpath("lua")

@@ -109,5 +109,5 @@ class WorkWaiter:
 def _close_quietly(sub: Any) -> None:
     try:
         sub.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
+    except Exception:
         log.debug("closing a wake-up subscription failed", exc_info=True)

@@ -355,7 +355,9 @@ class RedisBackend(Backend):
         self, group: str, task_id: str, fields: dict[str, bytes], exc: MalformedRecord
     ) -> None:
         """A damaged record is failed at once, with the reason, instead of crashing claims."""
-        log.error("task %r of group %r has a malformed record (%s): failing it", task_id, group, exc)
+        log.error(
+            "task %r of group %r has a malformed record (%s): failing it", task_id, group, exc
+        )
         token = fields.get("tk", b"").decode("utf-8", "replace")
         self._group_call(
             self._scripts.finish, group, task_id, token, "failed", "e", f"malformed record: {exc}"
@@ -562,7 +564,9 @@ class RedisBackend(Backend):
         found: list[Outcome] = []
         for g in groups:
             for raw_id, flat in self._group_call(self._scripts.dead_letters, g, int(limit)):
-                found.append(outcome_from_fields(g, _text(raw_id), decode_fields(flat), strict=False))
+                found.append(
+                    outcome_from_fields(g, _text(raw_id), decode_fields(flat), strict=False)
+                )
         found.sort(key=lambda o: o.finished or 0.0, reverse=True)
         return found[:limit]
 
@@ -599,7 +603,7 @@ class RedisBackend(Backend):
         self._waiter.close()
         try:
             self._client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do
+        except Exception:
             log.debug("closing the Redis client failed", exc_info=True)
 
     def clone(self) -> RedisBackend:
@@ -616,11 +620,27 @@ class RedisBackend(Backend):
             raise ValueError("pass i_know_this_deletes_everything=True to delete all task data")
         deleted = 0
         for pattern in self.keys.pattern():
+            batch: list[bytes] = []
             for key in self._scan(pattern):
-                deleted += int(self._client.delete(key))
+                batch.append(key)
+                if len(batch) >= 500:
+                    deleted += self._delete(batch)
+                    batch = []
+            deleted += self._delete(batch)
         return deleted
+
+    def _delete(self, keys: list[bytes]) -> int:
+        # One DEL per key in a pipeline: the keys may live in different cluster slots.
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.delete(key)
+        return sum(int(n) for n in pipe.execute()) if keys else 0
 
     def _scan(self, pattern: str) -> Iterable[bytes]:
         if self._cluster:
-            return self._client.scan_iter(match=pattern, count=1000, target_nodes="primaries")
-        return self._client.scan_iter(match=pattern, count=1000)
+            keys: Iterable[bytes] = self._client.scan_iter(
+                match=pattern, count=1000, target_nodes="primaries"
+            )
+        else:
+            keys = self._client.scan_iter(match=pattern, count=1000)
+        return keys
