@@ -3,6 +3,8 @@ redis-server, and the same backend instance carries on once Redis is back."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 import uuid
@@ -11,8 +13,9 @@ from pathlib import Path
 import pytest
 from _servers import RedisServer, wait_until
 from helpers import drain, make_tasks
+from readme_app import HashHandler
 from taskkit import BackendUnavailable, Task, TaskState
-from taskkit_redis import RedisBackend
+from taskkit_redis import RedisBackend, make_kit
 
 pytestmark = pytest.mark.restart
 
@@ -93,4 +96,43 @@ def test_waits_never_hang_when_redis_is_down(tmp_path: Path) -> None:
             assert time.monotonic() - began < 2.0 + 1.0 * 2 + 1.0  # t + socket timeout per try
     finally:
         backend.close()
+        server.stop()
+
+
+def test_worker_processes_carry_on_after_redis_restarts(tmp_path: Path) -> None:
+    """Two worker processes run through a SIGKILL + restart of Redis: every acknowledged
+    task succeeds with the right result and no worker process dies."""
+    server = RedisServer(tmp_path / "data", None, *AOF).start()
+    kit = make_kit(
+        server.url,
+        HashHandler(str(tmp_path / "ledger")),
+        prefix="fleet",
+        socket_timeout=2,
+        lease_seconds=3.0,
+        max_idle_wait=1.0,
+    )
+    processes = kit.start_processes(num_processes=2, num_worker_threads_per_group={"g": 3})
+    acknowledged = []
+    try:
+        def enqueue(count: int) -> None:
+            for i in range(count):
+                data = f"{len(acknowledged)}-{i}"
+                acknowledged.append((kit.initiate_task("g", "hash", data), data))
+
+        enqueue(100)
+        wait_until(lambda: kit.backend.stats("g").queued < 100, 30, "the workers did not start")
+        server.kill()
+        server = RedisServer(tmp_path / "data", server.port, *AOF).start()
+        enqueue(100)
+        for result, data in acknowledged:
+            expected = hashlib.sha256(json.dumps(data).encode()).hexdigest()
+            assert result.get(timeout=60) == expected
+        assert all(p.is_alive() for p in processes), "a worker process died"
+    finally:
+        kit.send_shutdown_event()
+        for process in processes:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+        kit.backend.close()
         server.stop()
