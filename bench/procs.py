@@ -101,23 +101,24 @@ def session_pids(sid: int) -> list[int]:
 
 
 def stop_tree(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process's whole session, then SIGKILL whatever is left after ``grace``."""
-    sid = proc.pid
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in session_pids(sid):
+    """SIGTERM the process's whole session, then SIGKILL whatever is left after ``grace``.
+
+    ``grace=0`` kills at once: a measured worker's state is thrown away with its database.
+    """
+    steps = [(signal.SIGTERM, grace)] if grace > 0 else []
+    steps.append((signal.SIGKILL, 5.0))
+    for sig, wait in steps:
+        for pid in session_pids(proc.pid):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if proc.poll() is not None and not session_pids(sid):
+            if proc.poll() is not None and not session_pids(proc.pid):
                 return
             time.sleep(0.05)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        log.warning("worker %d did not exit after SIGKILL", proc.pid)
+    log.warning("worker %d left processes behind after SIGKILL", proc.pid)
 
 
 def tree_cpu_seconds(sid: int) -> float:

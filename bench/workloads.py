@@ -12,6 +12,7 @@ D  idle: workers with 8 threads and nothing to do; CPU seconds of their process 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import statistics
@@ -102,24 +103,42 @@ def drain(
     if expected_rate is not None:
         n = max(1000, min(n, int(expected_rate * ctx.budget * 1.5)))
     counter = _counter_path()
+    report = counter.with_name(counter.name + ".fill.json")
     try:
-        run_adapter(
-            ctx.python(system), system.peer.adapter, ctx.spec(system, "fill", n=n),
-            ctx.env(system), timeout, ctx.log_file(system),
-        )
+        # The worker command fills the queue itself (bounded in time), reports how many tasks
+        # went in, then starts the workers: one interpreter start instead of two.
         worker = start_adapter(
             ctx.python(system), system.peer.adapter,
-            ctx.spec(system, "worker", procs=procs, threads=threads),
+            ctx.spec(system, "worker", procs=procs, threads=threads, fill=n,
+                     fill_budget=2 * ctx.budget, report=str(report)),
             ctx.env(system, counter), ctx.log_file(system),
         )
         try:
-            result = _watch_counter(counter, n, worker.pid, ctx.budget, 60.0)
-            result["filled"] = n
+            filled = _wait_for_report(report, worker.pid, timeout)
+            result = _watch_counter(counter, filled, worker.pid, ctx.budget, 60.0)
+            result["filled"] = filled
             return result
         finally:
-            stop_tree(worker, grace=2.0)
+            stop_tree(worker, grace=0.0)
     finally:
         counter.unlink(missing_ok=True)
+        report.unlink(missing_ok=True)
+
+
+def _wait_for_report(report: Path, worker_pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = report.read_text()
+            if text.strip():
+                return int(json.loads(text)["filled"])
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise AdapterError(f"the queue was not filled within {timeout:.0f} s")
+        if not os.path.exists(f"/proc/{worker_pid}"):
+            raise AdapterError("the worker exited while filling its queue")
+        time.sleep(0.02)
 
 
 def _watch_counter(
@@ -172,7 +191,7 @@ def roundtrip(ctx: Context, system: System, n: int, warmup: int, timeout: float)
             ctx.env(system), timeout, ctx.log_file(system),
         )
     finally:
-        stop_tree(worker, grace=2.0)
+        stop_tree(worker, grace=0.0)
         counter.unlink(missing_ok=True)
     latencies = sorted(float(x) for x in answer["latencies_ms"])
     if not latencies:
@@ -196,7 +215,7 @@ def idle(
 
     All systems' workers run side by side: an idle worker's cost is its own wake-ups, which
     others barely disturb, and this keeps the suite short. Each worker first proves it is up
-    by completing a few round trips.
+    by completing a round trip.
     """
     workers = {}
     results: dict[str, dict[str, Any]] = {}
@@ -213,7 +232,7 @@ def idle(
             try:
                 run_adapter(
                     ctx.python(system), system.peer.adapter,
-                    ctx.spec(system, "roundtrip", n=0, warmup=3, budget=ready_timeout),
+                    ctx.spec(system, "roundtrip", n=0, warmup=1, budget=ready_timeout),
                     ctx.env(system), ready_timeout, ctx.log_file(system),
                 )
                 ready.append(system)
@@ -230,7 +249,7 @@ def idle(
             results[system.key] = {"value": 100.0 * used / elapsed, "cpu_seconds": used}
     finally:
         for proc in workers.values():
-            stop_tree(proc, grace=2.0)
+            stop_tree(proc, grace=0.0)
     return results
 
 

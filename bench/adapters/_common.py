@@ -53,6 +53,12 @@ class Spec:
     threads: int = 4
     warmup: int = 0
     budget: float = 60.0
+    #: ``worker`` only: enqueue this many tasks first (at most ``fill_budget`` seconds), write
+    #: ``{"filled": k}`` to ``report``, then start the workers. Saves an interpreter start and
+    #: keeps slow producers from stretching a drain run.
+    fill: int = 0
+    fill_budget: float = 20.0
+    report: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -138,9 +144,13 @@ async def enqueue_async(
 
 
 def fill_sync(spec: Spec, one: Callable[[], object], bulk: Callable[[int], object] | None) -> None:
-    """Enqueue ``spec.n`` tasks, untimed, the fastest way the system offers."""
+    """Enqueue ``spec.n`` tasks, untimed, the fastest way the system offers.
+
+    Stops after the batch that crosses ``spec.fill_budget`` seconds.
+    """
     done = 0
-    while done < spec.n:
+    deadline = time.monotonic() + spec.fill_budget
+    while done < spec.n and time.monotonic() < deadline:
         count = min(BULK_CHUNK, spec.n - done)
         if bulk is not None:
             bulk(count)
@@ -148,6 +158,7 @@ def fill_sync(spec: Spec, one: Callable[[], object], bulk: Callable[[int], objec
             for _ in range(count):
                 one()
         done += count
+        count_fill(count)
 
 
 def roundtrips_sync(one: Callable[[], object], spec: Spec) -> list[float]:
@@ -246,6 +257,30 @@ def _answer(out_fd: int, payload: dict[str, Any]) -> None:
         out.write(json.dumps(payload) + "\n")
 
 
+def _fill_then_report(adapter: Any, spec: Spec) -> None:
+    """Fill the queue before the workers start; report how many tasks went in."""
+    counter = os.environ.pop("BENCH_COUNTER", None)  # the producer side counts nothing
+    before = _queued_marker()
+    adapter.fill(Spec(**{**spec.__dict__, "cmd": "fill", "n": spec.fill}))
+    filled = _queued_marker() - before
+    if counter is not None:
+        os.environ["BENCH_COUNTER"] = counter
+    with open(spec.report, "w") as out:
+        json.dump({"filled": filled}, out)
+
+
+_fill_count = [0]
+
+
+def count_fill(k: int) -> None:
+    """Adapters' fill helpers call this with the number of tasks they enqueued."""
+    _fill_count[0] += k
+
+
+def _queued_marker() -> int:
+    return _fill_count[0]
+
+
 def serve(adapter: Any, argv: list[str]) -> int:
     """Run one command on ``adapter`` and write its JSON answer to the real stdout.
 
@@ -270,6 +305,8 @@ def serve(adapter: Any, argv: list[str]) -> int:
             adapter.fill(spec)
             result = {"n": spec.n}
         elif spec.cmd == "worker":
+            if spec.fill:
+                _fill_then_report(adapter, spec)
             adapter.worker(spec)
             result = {}
         elif spec.cmd == "roundtrip":

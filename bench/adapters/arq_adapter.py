@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from _common import (
     RESULT,
     NotSupported,
     Spec,
+    count_fill,
     enqueue_async,
     roundtrips_async,
     run_async,
@@ -57,9 +59,13 @@ class ArqAdapter:
     def fill(self, spec: Spec) -> None:
         async def go() -> None:
             pool = await create_pool(RedisSettings.from_dsn(URL))
+            deadline = time.monotonic() + spec.fill_budget
             for start in range(0, spec.n, 200):
+                if time.monotonic() > deadline:
+                    break
                 count = min(200, spec.n - start)
                 await asyncio.gather(*(pool.enqueue_job("noop") for _ in range(count)))
+                count_fill(count)
             await pool.aclose()
 
         run_async(go())

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from _common import (
     RESULT,
     NotSupported,
     Spec,
     bin_path,
+    count_fill,
     enqueue_async,
     exec_cli,
     roundtrips_async,
@@ -59,9 +61,13 @@ class TaskiqAdapter:
     def fill(self, spec: Spec) -> None:
         async def go() -> None:
             await broker.startup()
+            deadline = time.monotonic() + spec.fill_budget
             for start in range(0, spec.n, 200):
+                if time.monotonic() > deadline:
+                    break
                 count = min(200, spec.n - start)
                 await asyncio.gather(*(noop.kiq() for _ in range(count)))
+                count_fill(count)
             await broker.shutdown()
 
         run_async(go())
