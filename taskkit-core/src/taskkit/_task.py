@@ -88,7 +88,8 @@ class Outcome:
     :ivar task: the task as last stored.
     :ivar state: its state.
     :ivar result: the encoded result when ``state`` is SUCCEEDED.
-    :ivar error: the reason or traceback text for FAILED, DISCARDED, DEAD and CANCELLED.
+    :ivar error: the reason or traceback text for FAILED, DISCARDED, DEAD and CANCELLED; for
+        a QUEUED task that was retried, the error of its last attempt.
     :ivar finished: backend time the task reached its state, for finished states.
     """
 

@@ -418,6 +418,10 @@ class Worker:
 
     def _on_failure(self, entry: _InFlight, exc: BaseException) -> None:
         task = entry.claim.task
+        if entry.context.cancelled:
+            # A cancel is pending: never retry a task its owner asked to stop.
+            self._record(entry, "acknowledge_cancel", "cancelled")
+            return
         text = self._traceback(exc)
         try:
             interval = self.handler.get_retry_interval(task, exc)  # type: ignore[arg-type]

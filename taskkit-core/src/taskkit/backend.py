@@ -45,6 +45,10 @@ class Backend(abc.ABC):
 
     Subclasses implement the abstract primitives and declare their capabilities below; the
     conformance kit skips, with the reason, what a backend honestly declares it lacks.
+
+    An instance must be thread-safe: a worker process shares one among its claimer, executor,
+    keeper and scheduler threads. A claim whose lease expired but was not yet reclaimed by
+    another worker is still current: its token is accepted until another claim replaces it.
     """
 
     #: The backend's name in the plugin registry (``"memory"``, ``"redis"``, ``"django"``).
@@ -203,7 +207,8 @@ class Backend(abc.ABC):
         """Block until work of ``group`` may have arrived, or ``timeout`` seconds pass.
 
         Spurious wake-ups are allowed; missed ones are not, for backends that declare
-        :attr:`supports_notifications`. The default simply sleeps ``min(timeout, 0.05)``
+        :attr:`supports_notifications`: work put (or retried, released, requeued) after this
+        thread's last :meth:`claim` of ``group`` returned must end the wait. The default simply sleeps ``min(timeout, 0.05)``
         seconds, a bounded back-off: the claimer calls it again with the remaining time.
         """
         time.sleep(max(0.0, min(timeout, 0.05)))
