@@ -16,7 +16,6 @@ from taskkit import DeadLettered, ResultGetTimedOut, TaskState
 from .conftest import Env, wait_until
 from .ledger import expected_result, read_ledger, work
 
-
 SCALE = float(os.environ.get("TASKKIT_SCALE", "1"))
 
 

@@ -208,8 +208,10 @@ class Backend(abc.ABC):
 
         Spurious wake-ups are allowed; missed ones are not, for backends that declare
         :attr:`supports_notifications`: work put (or retried, released, requeued) after this
-        thread's last :meth:`claim` of ``group`` returned must end the wait. The default simply sleeps ``min(timeout, 0.05)``
-        seconds, a bounded back-off: the claimer calls it again with the remaining time.
+        thread's last :meth:`claim` of ``group`` returned must end the wait.
+
+        The default simply sleeps ``min(timeout, 0.05)`` seconds, a bounded back-off: the
+        claimer calls it again with the remaining time.
         """
         time.sleep(max(0.0, min(timeout, 0.05)))
 
