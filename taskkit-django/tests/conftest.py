@@ -46,6 +46,20 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def _orphaned(name: str) -> bool:
+    """A database of an earlier session whose process is gone (killed before cleanup)."""
+    parts = name.split("_")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _create_pg() -> bool:
     if not _reachable(PG_HOST, PG_PORT):
         return False
@@ -56,6 +70,10 @@ def _create_pg() -> bool:
     with psycopg.connect(
         host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", autocommit=True
     ) as conn:
+        names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'tkdj%'")
+        for (name,) in names.fetchall():
+            if _orphaned(name):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{_session_db}"')
     return True
 
@@ -79,6 +97,10 @@ def _create_mysql() -> bool:
     conn = pymysql.connect(host=MY_HOST, port=MY_PORT, user="root", password="")
     try:
         with conn.cursor() as cur:
+            cur.execute("SHOW DATABASES LIKE 'tkdj%'")
+            for (name,) in cur.fetchall():
+                if _orphaned(name):
+                    cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
             cur.execute(f"CREATE DATABASE `{_session_db}` CHARACTER SET utf8mb4")
     finally:
         conn.close()

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import random
+import threading
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ log = logging.getLogger("taskkit.django")
 T = TypeVar("T")
 
 #: How long a primitive keeps retrying a locked SQLite database before giving up.
-LOCKED_RETRY_SECONDS = 60.0
+LOCKED_RETRY_SECONDS = 300.0
 
 _NOW_SQL = {
     # statement_timestamp() is stable within a statement, so an index can still be used.
@@ -70,36 +71,91 @@ def _begin_immediate(self: BaseDatabaseWrapper) -> None:
     self.cursor().execute("BEGIN IMMEDIATE")
 
 
+class _SQLiteGate:
+    """Queues this process's writers of one SQLite file, and the processes among themselves.
+
+    SQLite's own busy handler polls with growing sleeps, so under steady contention a
+    waiting writer can starve for long. Writers here first take a thread lock (one writer
+    per process) and then an ``flock`` on a side file, a blocking kernel wait that wakes as
+    soon as the holder releases it (and is released if the holder dies). SQLite's lock is then
+    free by the time ``BEGIN IMMEDIATE`` runs, except for writers outside taskkit.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".taskkit-lock"
+        self.lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            # An inherited descriptor would share its lock with the parent: open our own.
+            self._pid = os.getpid()
+            self.lock = threading.Lock()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        import fcntl  # noqa: PLC0415 - POSIX only, like this gate
+
+        with self.lock:
+            fd = self._file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_gates: dict[str, _SQLiteGate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(conn: BaseDatabaseWrapper) -> contextlib.AbstractContextManager[None]:
+    name = str(conn.settings_dict.get("NAME") or "")
+    if not name or name == ":memory:" or "mode=memory" in name or not hasattr(os, "fork"):
+        return contextlib.nullcontext()
+    with _gates_lock:
+        gate = _gates.get(name)
+        if gate is None or gate._pid != os.getpid():
+            gate = _gates[name] = _SQLiteGate(name)
+    return gate.held()
+
+
 @contextlib.contextmanager
 def write_transaction(using: str) -> Iterator[None]:
     """A transaction for a read-then-write primitive.
 
     Inside the caller's ``atomic`` block it joins that transaction. On SQLite, an outermost
-    transaction starts with ``BEGIN IMMEDIATE``: the write lock is taken before anything is
-    read, so a claim never works on a snapshot another writer is about to change (and no
-    deferred transaction has to upgrade its lock, which SQLite can refuse without waiting).
-    Django >= 5.1 offers ``OPTIONS["transaction_mode"]``; doing it per transaction here works
-    on every supported Django and leaves the project's other transactions alone.
+    transaction passes the writers' gate (:class:`_SQLiteGate`) and starts with
+    ``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so a claim never
+    works on a snapshot another writer is about to change (and no deferred transaction has to
+    upgrade its lock, which SQLite can refuse without waiting). Django >= 5.1 offers
+    ``OPTIONS["transaction_mode"]``; doing it per transaction here works on every supported
+    Django and leaves the project's other transactions alone.
     """
     conn = connections[using]
-    patch = conn.vendor == "sqlite" and not conn.in_atomic_block
-    if patch:
+    if conn.vendor != "sqlite" or conn.in_atomic_block:
+        with transaction.atomic(using=using, savepoint=False):
+            yield
+        return
+    with _gate(conn):
         # An instance attribute shadows the method for this one BEGIN only.
         begin = types.MethodType(_begin_immediate, conn)
         setattr(conn, "_start_transaction_under_autocommit", begin)  # noqa: B010 - typed stubs
-    atomic = transaction.atomic(using=using, savepoint=False)
-    try:
-        atomic.__enter__()
-    finally:
-        if patch:
+        atomic = transaction.atomic(using=using, savepoint=False)
+        try:
+            atomic.__enter__()
+        finally:
             conn.__dict__.pop("_start_transaction_under_autocommit", None)
-    try:
-        yield
-    except BaseException as exc:
-        atomic.__exit__(type(exc), exc, exc.__traceback__)  # rolls back
-        raise
-    else:
-        atomic.__exit__(None, None, None)
+        try:
+            yield
+        except BaseException as exc:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)  # rolls back
+            raise
+        else:
+            atomic.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------- retries
