@@ -171,8 +171,14 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the import packages."""
     _install_all(session)
-    session.install("mypy>=1.10", "django-stubs>=5.0", "types-redis")
-    session.run("mypy", "--strict", "taskkit-core/src/taskkit")
+    session.install("mypy>=1.10", "django-stubs>=5.0", "types-PyMySQL", "types-tqdm")
+    for package in (
+        "taskkit-core/src/taskkit",
+        "taskkit-testing/src/taskkit_testing",
+        "taskkit-redis/src/taskkit_redis",
+        "taskkit-django/src/taskkit_django",
+    ):
+        session.run("mypy", "--strict", package)
 
 
 @nox.session(python=DEFAULT_PYTHON)
