@@ -58,7 +58,8 @@ def main(url: str, n: int = 2000) -> None:
     try:
         while kit.backend.stats(GROUP).queued or kit.backend.stats(GROUP).running:
             time.sleep(0.05)
-        print(f"B       {total / (time.perf_counter() - started):8.0f} tasks/s (2 x 4, incl. start)")
+        rate = total / (time.perf_counter() - started)
+        print(f"B       {rate:8.0f} tasks/s (2 x 4, incl. start)")
         latencies = []
         for _ in range(100):
             t0 = time.perf_counter()
@@ -73,7 +74,8 @@ def main(url: str, n: int = 2000) -> None:
         pids = [p.pid for p in procs]
         before = _cpu_seconds(pids)
         time.sleep(5)
-        print(f"D       idle CPU {100 * (_cpu_seconds(pids) - before) / 5 / len(pids):5.1f} % per process")
+        idle = 100 * (_cpu_seconds(pids) - before) / 5 / len(pids)
+        print(f"D       idle CPU {idle:5.1f} % per process")
     finally:
         for p in procs:
             p.terminate()
