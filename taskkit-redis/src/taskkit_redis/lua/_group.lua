@@ -46,25 +46,28 @@ local function create_record(i)
     'd', ARGV[i + 3], 'du', ARGV[i + 4], 'cr', ARGV[i + 5], 'sc', ARGV[i + 6],
     'rc', ARGV[i + 7], 'ttl', ARGV[i + 8], 'to', ARGV[i + 9], 'dl', '0', 'st', 'queued')
   redis.call('ZADD', QUEUE, ARGV[i + 4], ARGV[i + 1])
-  -- A notification left by an expired namesake must not wake this task's waiters.
-  redis.call('DEL', notify_key(id))
+  -- No stale "finished" token can be waiting for a reused id: a notification list never
+  -- outlives the record it belongs to (its TTL is set with the record's, and shorter).
 end
 
--- Claim the id for this group in the id index (single-node mode only). False when the id
--- belongs to another group.
-local function claim_index(id)
-  if INDEX_PREFIX == '' then return true end
-  local previous = redis.call('SET', INDEX_PREFIX .. id, GROUP, 'NX', 'GET')
-  return (not previous) or previous == GROUP
+-- Whether ``id`` is free for a new record of this group. In single-node mode it also takes
+-- the id in the index: a fresh index entry proves no record exists (index entry and record
+-- are written and expire together), an entry of another group means the id is taken.
+local function id_is_free(id)
+  if INDEX_PREFIX ~= '' then
+    local previous = redis.call('SET', INDEX_PREFIX .. id, GROUP, 'NX', 'GET')
+    if not previous then return true end
+    if previous ~= GROUP then return false end
+  end
+  return redis.call('EXISTS', record_key(id)) == 0
 end
 
 local function is_current(fields, token)
   return fields[1] == 'running' and fields[2] == token
 end
 
--- Detach a task from its lease and its worker's set.
-local function drop_lease(key, id)
-  local worker = redis.call('HGET', key, 'wk')
+-- Detach a task from its lease and its worker's set (``worker`` may be false).
+local function drop_lease(key, id, worker)
   if worker then redis.call('SREM', worker_key(worker), id) end
   redis.call('HDEL', key, 'tk', 'wk', 'le')
   redis.call('ZREM', LEASES, id)
@@ -72,14 +75,21 @@ end
 
 -- Move a task to a finished state: no lease, no queue entry, a native TTL on the record (and
 -- on its index entry), and a token on its notification list for result waiters.
-local function finish(id, state, field, value, now, ttl_seconds)
+-- ``f`` holds the record's {state, worker, queue member} as read by the caller.
+local function finish(id, f, state, field, value, now, ttl_seconds)
   local key = record_key(id)
-  drop_lease(key, id)
-  local member = redis.call('HGET', key, 'qm')
-  if member then redis.call('ZREM', QUEUE, member) end
-  redis.call('HDEL', key, 'cx', 'r', 'e')
-  redis.call('HSET', key, 'st', state, 'f', fmt(now))
-  if field then redis.call('HSET', key, field, value) end
+  if f[2] then redis.call('SREM', worker_key(f[2]), id) end
+  if f[1] == 'running' then
+    redis.call('ZREM', LEASES, id)
+  elseif f[1] == 'queued' and f[3] then
+    redis.call('ZREM', QUEUE, f[3])
+  end
+  redis.call('HDEL', key, 'tk', 'wk', 'le', 'cx', 'r', 'e')
+  if field then
+    redis.call('HSET', key, 'st', state, 'f', fmt(now), field, value)
+  else
+    redis.call('HSET', key, 'st', state, 'f', fmt(now))
+  end
   local ms = to_ms(ttl_seconds)
   redis.call('PEXPIRE', key, ms)
   if INDEX_PREFIX ~= '' then redis.call('PEXPIRE', INDEX_PREFIX .. id, ms) end
@@ -88,6 +98,6 @@ local function finish(id, state, field, value, now, ttl_seconds)
   redis.call('PEXPIRE', notify, math.min(ms, 60000))
 end
 
-local function record_ttl(key)
-  return tonumber(redis.call('HGET', key, 'ttl')) or 604800
+local function ttl_of(value)
+  return tonumber(value) or 604800
 end

@@ -3,11 +3,12 @@
 -- "requested", "finished" or "not_found".
 local id = ARGV[5]
 local key = record_key(id)
-local state = redis.call('HGET', key, 'st')
+local f = redis.call('HMGET', key, 'st', 'wk', 'qm', 'ttl')
+local state = f[1]
 if not state then return {'not_found', 0} end
 if state == 'queued' then
-  local ttl = record_ttl(key)
-  finish(id, 'cancelled', 'e', ARGV[6], server_time(), ttl)
+  local ttl = ttl_of(f[4])
+  finish(id, f, 'cancelled', 'e', ARGV[6], server_time(), ttl)
   return {'cancelled', to_ms(ttl)}
 end
 if state == 'running' then

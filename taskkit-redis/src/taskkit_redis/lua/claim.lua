@@ -9,37 +9,50 @@ local worker, limit, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_deliveries, dead_cap, dead_age = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local now, t = server_time()
 local now_s = fmt(now)
-
--- The earliest lease still running, read before this call adds its own leases.
 local next_due = nil
-local live = redis.call('ZRANGEBYSCORE', LEASES, '(' .. now_s, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-if live[2] then next_due = tonumber(live[2]) end
+local more_now = false  -- claimable work left behind by this call
+
+local function earlier(score)
+  if score and (next_due == nil or score < next_due) then next_due = score end
+end
 
 local candidates, dead = {}, {}
 
--- Expired leases: their workers died, stalled or were cut off.
-local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now_s, 'LIMIT', 0, limit + 100)
-for _, id in ipairs(expired) do
-  local key = record_key(id)
-  local f = redis.call('HMGET', key, 'st', 'dl', 'du', 'qm')
-  if f[1] ~= 'running' then
-    redis.call('ZREM', LEASES, id)  -- stale entry (the record expired or was removed)
-  elseif (tonumber(f[2]) or 0) >= max_deliveries then
-    local ttl = math.min(record_ttl(key), dead_age)
-    finish(id, 'dead', 'e', 'worker lost', now, ttl)
-    redis.call('ZADD', DEAD, now_s, id)
-    dead[#dead + 1] = {id, redis.call('HGETALL', key)}
-  else
-    candidates[#candidates + 1] = {id, tonumber(f[3]) or 0, f[4] or '', true}
+-- Leases, earliest expiry first. Only when the earliest has expired is there anything to
+-- reclaim; otherwise it is the next time work may become claimable.
+local first_lease = redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')
+if first_lease[2] and tonumber(first_lease[2]) <= now then
+  local fetch = limit + 100
+  local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now_s, 'LIMIT', 0, fetch)
+  if #expired == fetch then more_now = true end
+  for _, id in ipairs(expired) do
+    local key = record_key(id)
+    local f = redis.call('HMGET', key, 'st', 'wk', 'qm', 'dl', 'du', 'ttl')
+    if f[1] ~= 'running' then
+      redis.call('ZREM', LEASES, id)  -- stale entry (the record expired or was removed)
+    elseif (tonumber(f[4]) or 0) >= max_deliveries then
+      finish(id, f, 'dead', 'e', 'worker lost', now, math.min(ttl_of(f[6]), dead_age))
+      redis.call('ZADD', DEAD, now_s, id)
+      dead[#dead + 1] = {id, redis.call('HGETALL', key)}
+    else
+      candidates[#candidates + 1] = {id, tonumber(f[5]) or 0, f[3] or '', 'lease', f[2]}
+    end
   end
+  -- The earliest lease still running (this call's own leases are added later).
+  local live = redis.call('ZRANGEBYSCORE', LEASES, '(' .. now_s, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  earlier(tonumber(live[2]))
+else
+  earlier(tonumber(first_lease[2]))
 end
 
 -- Due queued tasks; members sort by "<created>|<id>" within one due time.
-local queued = redis.call('ZRANGEBYSCORE', QUEUE, '-inf', now_s, 'WITHSCORES', 'LIMIT', 0, limit)
-for i = 1, #queued, 2 do
-  local member = queued[i]
-  local bar = string.find(member, '|', 1, true) or 0
-  candidates[#candidates + 1] = {string.sub(member, bar + 1), tonumber(queued[i + 1]), member, false}
+if limit > 0 then
+  local queued = redis.call('ZRANGEBYSCORE', QUEUE, '-inf', now_s, 'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #queued, 2 do
+    local member = queued[i]
+    local bar = string.find(member, '|', 1, true) or 0
+    candidates[#candidates + 1] = {string.sub(member, bar + 1), tonumber(queued[i + 1]), member, 'queue'}
+  end
 end
 
 table.sort(candidates, function(a, b)
@@ -48,40 +61,55 @@ table.sort(candidates, function(a, b)
 end)
 
 local claims = {}
+local expires = fmt(now + lease)
 for _, c in ipairs(candidates) do
-  if #claims >= limit then break end
-  local id = c[1]
-  local key = record_key(id)
-  local ok = true
-  if c[4] then
-    drop_lease(key, id)
+  if #claims >= limit then
+    if c[4] == 'lease' then more_now = true end  -- an expired lease left for the next call
   else
-    redis.call('ZREM', QUEUE, c[3])
-    ok = redis.call('HGET', key, 'st') == 'queued'  -- else a stale queue entry: dropped
-  end
-  if ok then
-    -- The sequence makes tokens unique; the server time keeps them unique across a data
-    -- rollback (AOF restored from an older copy).
-    local token = redis.call('INCR', SEQ) .. '-' .. t[1] .. '.' .. t[2]
-    local expires = fmt(now + lease)
-    redis.call('HINCRBY', key, 'dl', 1)
-    redis.call('HSET', key, 'st', 'running', 'tk', token, 'wk', worker, 'le', expires)
-    redis.call('ZADD', LEASES, expires, id)
-    redis.call('SADD', worker_key(worker), id)
-    claims[#claims + 1] = {id, redis.call('HGETALL', key)}
+    local id = c[1]
+    local key = record_key(id)
+    local fields = redis.call('HGETALL', key)
+    local record = {}
+    for i = 1, #fields, 2 do record[fields[i]] = i + 1 end
+    local state = record['st'] and fields[record['st']]
+    local ok
+    if c[4] == 'lease' then
+      ok = state == 'running'
+      if ok and c[5] then redis.call('SREM', worker_key(c[5]), id) end
+    else
+      redis.call('ZREM', QUEUE, c[3])
+      ok = state == 'queued'  -- else a stale queue entry: dropped
+    end
+    if ok then
+      -- The sequence makes tokens unique; the server time keeps them unique across a data
+      -- rollback (AOF restored from an older copy).
+      local token = redis.call('INCR', SEQ) .. '-' .. t[1] .. '.' .. t[2]
+      local deliveries = tostring((tonumber(record['dl'] and fields[record['dl']]) or 0) + 1)
+      redis.call('HSET', key, 'st', 'running', 'tk', token, 'wk', worker, 'le', expires,
+        'dl', deliveries)
+      redis.call('ZADD', LEASES, expires, id)
+      redis.call('SADD', worker_key(worker), id)
+      -- Answer the record as it now is, without reading it again.
+      local changed = {st = 'running', tk = token, wk = worker, le = expires, dl = deliveries}
+      for name, value in pairs(changed) do
+        if record[name] then
+          fields[record[name]] = value
+        else
+          fields[#fields + 1] = name
+          fields[#fields + 1] = value
+        end
+      end
+      claims[#claims + 1] = {id, fields}
+    end
   end
 end
 
--- More may be claimable at once (beyond the limit), or at the next due time or lease expiry.
-if redis.call('ZRANGEBYSCORE', QUEUE, '-inf', now_s, 'LIMIT', 0, 1)[1]
-    or redis.call('ZRANGEBYSCORE', LEASES, '-inf', now_s, 'LIMIT', 0, 1)[1] then
-  next_due = now
-else
-  local first = redis.call('ZRANGE', QUEUE, 0, 0, 'WITHSCORES')
-  if first[2] and (next_due == nil or tonumber(first[2]) < next_due) then
-    next_due = tonumber(first[2])
-  end
+-- More queued work due now (beyond the limit), or the next due time.
+local first = redis.call('ZRANGE', QUEUE, 0, 0, 'WITHSCORES')
+if first[2] then
+  if tonumber(first[2]) <= now then more_now = true else earlier(tonumber(first[2])) end
 end
+if more_now then next_due = now end
 
 if #dead > 0 then
   -- Dead letters are bounded by age and by count.

@@ -5,7 +5,7 @@ local stored, any = {}, false
 for n = 0, count - 1 do
   local i = 6 + n * 10
   local id = ARGV[i]
-  local ok = claim_index(id) and redis.call('EXISTS', record_key(id)) == 0
+  local ok = id_is_free(id)
   if ok then
     create_record(i)
     any = true

@@ -3,10 +3,11 @@
 -- task's ten fields from ARGV[8]. Returns {fired, record_exists}.
 local field, point, mirror = ARGV[5], ARGV[6], ARGV[7]
 local id = ARGV[8]
-local exists = redis.call('EXISTS', record_key(id))
 local mark = redis.call('HGET', MARKS, field)
-if mark and tonumber(mark) >= tonumber(point) then return {0, exists} end
-if exists == 1 or not claim_index(id) then return {0, exists} end
+if mark and tonumber(mark) >= tonumber(point) then
+  return {0, redis.call('EXISTS', record_key(id))}
+end
+if not id_is_free(id) then return {0, redis.call('EXISTS', record_key(id))} end
 redis.call('HSET', MARKS, field, point)
 if mirror ~= '' then
   local seen = redis.call('HGET', mirror, field)

@@ -4,9 +4,9 @@ local released = 0
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   local key = record_key(id)
-  local f = redis.call('HMGET', key, 'st', 'tk', 'dl', 'du', 'qm')
+  local f = redis.call('HMGET', key, 'st', 'tk', 'dl', 'du', 'qm', 'wk')
   if is_current(f, ARGV[i + 1]) then
-    drop_lease(key, id)
+    drop_lease(key, id, f[6])
     local deliveries = math.max(0, (tonumber(f[3]) or 1) - 1)
     redis.call('HSET', key, 'st', 'queued', 'dl', tostring(deliveries))
     redis.call('ZADD', QUEUE, f[4], f[5])
