@@ -53,7 +53,7 @@ class HashHandler(TaskHandler):
         self.ledger_path = ledger_path
 
     def handle(self, task: Task) -> Any:
-        import hashlib  # noqa: PLC0415
+        import hashlib
 
         fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:

@@ -114,6 +114,7 @@ def test_worker_processes_carry_on_after_redis_restarts(tmp_path: Path) -> None:
     processes = kit.start_processes(num_processes=2, num_worker_threads_per_group={"g": 3})
     acknowledged = []
     try:
+
         def enqueue(count: int) -> None:
             for i in range(count):
                 data = f"{len(acknowledged)}-{i}"

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from taskkit import Claim, Outcome, Task, TaskState
 
 __all__ = [
+    "CLAIM_FIELDS",
     "MalformedRecord",
     "claim_from_fields",
+    "claim_from_values",
     "decode_fields",
     "outcome_from_fields",
-    "queue_member",
     "task_args",
     "task_from_fields",
 ]
@@ -32,25 +33,24 @@ def _num(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def queue_member(task: Task) -> str:
-    """The queue zset member: sorts by creation time, then id, among equal due times."""
-    return f"{task.created:020.6f}|{task.id}"
+#: Separates the header fields of a task (names are printable ASCII; the rest are numbers).
+_SEPARATOR = "\x1f"
 
 
 def task_args(task: Task) -> list[bytes | str]:
-    """The ten ARGV fields a script needs to create ``task``'s record."""
-    return [
-        task.id,
-        queue_member(task),
-        task.name,
-        task.data,
-        repr(float(task.due)),
-        repr(float(task.created)),
-        _num(task.scheduled),
-        str(int(task.retry_count)),
-        repr(float(task.ttl)),
-        _num(task.timeout),
-    ]
+    """The three ARGV values (id, header, data) a script needs to create ``task``'s record."""
+    header = _SEPARATOR.join(
+        (
+            task.name,
+            repr(float(task.due)),
+            repr(float(task.created)),
+            _num(task.scheduled),
+            str(int(task.retry_count)),
+            repr(float(task.ttl)),
+            _num(task.timeout),
+        )
+    )
+    return [task.id, header, task.data]
 
 
 def decode_fields(flat: Sequence[bytes] | Mapping[bytes, bytes]) -> dict[str, bytes]:
@@ -153,6 +153,19 @@ def outcome_from_fields(
         error=None if error is None else error.decode("utf-8", "replace"),
         finished=_optional_float(fields, "f") if state.finished else None,
     )
+
+
+#: The record fields the claim script answers for each claimed task, in order (after the id).
+CLAIM_FIELDS = ("n", "d", "du", "cr", "sc", "rc", "ttl", "to", "dl", "tk", "le", "wk")
+
+
+def claim_from_values(group: str, values: Sequence[bytes]) -> tuple[str, dict[str, bytes]]:
+    """The id and the fields of one claimed task as the claim script answers them."""
+    return _text_of(values[0]), dict(zip(CLAIM_FIELDS, values[1:]))
+
+
+def _text_of(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def claim_from_fields(group: str, task_id: str, fields: dict[str, bytes]) -> Claim:

@@ -40,6 +40,7 @@ from taskkit.errors import BackendUnavailable, LeaseLost
 from ._codec import (
     MalformedRecord,
     claim_from_fields,
+    claim_from_values,
     decode_fields,
     outcome_from_fields,
     task_args,
@@ -257,12 +258,12 @@ class RedisBackend(Backend):
         for group, indexes in by_group.items():
             if not indexes:
                 continue
-            args: list[Any] = [len(indexes)]
+            args: list[Any] = []
             for i in indexes:
                 args.extend(task_args(tasks[i]))
-            answers = self._group_call(self._scripts.put, group, *args)
+            answers = _text(self._group_call(self._scripts.put, group, *args))
             for i, answer in zip(indexes, answers):
-                stored[i] = bool(answer)
+                stored[i] = answer == "1"
                 self._remember_group(tasks[i].id, group)
         return stored
 
@@ -336,8 +337,8 @@ class RedisBackend(Backend):
             repr(float(self.config.dead_letter_max_age)),
         )
         claims: list[Claim] = []
-        for raw_id, flat in claimed:
-            task_id, fields = _text(raw_id), decode_fields(flat)
+        for values in claimed:
+            task_id, fields = claim_from_values(group, values)
             try:
                 claims.append(claim_from_fields(group, task_id, fields))
             except MalformedRecord as exc:

@@ -39,13 +39,23 @@ end
 
 local function wake() redis.call(PUBLISH, WAKE, '1') end
 
--- Store a new QUEUED record from the ten ARGV fields starting at i.
-local function create_record(i)
-  local id = ARGV[i]
-  redis.call('HSET', record_key(id), 'id', id, 'qm', ARGV[i + 1], 'n', ARGV[i + 2],
-    'd', ARGV[i + 3], 'du', ARGV[i + 4], 'cr', ARGV[i + 5], 'sc', ARGV[i + 6],
-    'rc', ARGV[i + 7], 'ttl', ARGV[i + 8], 'to', ARGV[i + 9], 'dl', '0', 'st', 'queued')
-  redis.call('ZADD', QUEUE, ARGV[i + 4], ARGV[i + 1])
+-- Store a new QUEUED record from three ARGV values: id, header, data. The header holds
+-- name, due, created, scheduled, retry count, ttl and timeout, separated by \31 (none of
+-- them can contain it: names are printable ASCII, the rest are numbers).
+local function create_record(id, header, data)
+  local h, start = {}, 1
+  while true do
+    local at = string.find(header, '\31', start, true)
+    if not at then h[#h + 1] = string.sub(header, start) break end
+    h[#h + 1] = string.sub(header, start, at - 1)
+    start = at + 1
+  end
+  -- Queue members sort by creation time, then id, among tasks due at the same time.
+  local member = string.format('%020.6f', tonumber(h[3])) .. '|' .. id
+  redis.call('HSET', record_key(id), 'id', id, 'qm', member, 'n', h[1], 'd', data,
+    'du', h[2], 'cr', h[3], 'sc', h[4], 'rc', h[5], 'ttl', h[6], 'to', h[7], 'dl', '0',
+    'st', 'queued')
+  redis.call('ZADD', QUEUE, h[2], member)
   -- No stale "finished" token can be waiting for a reused id: a notification list never
   -- outlives the record it belongs to (its TTL is set with the record's, and shorter).
 end

@@ -4,7 +4,8 @@
 -- exhausted becomes DEAD ("worker lost") instead.
 -- ARGV[5] worker, [6] limit, [7] lease seconds, [8] max deliveries, [9] dead-letter count
 -- cap, [10] dead-letter max age (seconds).
--- Returns {next_due or "", {{id, HGETALL}...} claimed, {{id, HGETALL}...} dead-lettered}.
+-- Returns {next_due or "", {{id, name, data, due, created, scheduled, retry count, ttl,
+-- timeout, deliveries, token, lease expiry, worker}...} claimed, {{id, HGETALL}...} dead}.
 local worker, limit, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_deliveries, dead_cap, dead_age = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local now, t = server_time()
@@ -89,17 +90,10 @@ for _, c in ipairs(candidates) do
         'dl', deliveries)
       redis.call('ZADD', LEASES, expires, id)
       redis.call('SADD', worker_key(worker), id)
-      -- Answer the record as it now is, without reading it again.
-      local changed = {st = 'running', tk = token, wk = worker, le = expires, dl = deliveries}
-      for name, value in pairs(changed) do
-        if record[name] then
-          fields[record[name]] = value
-        else
-          fields[#fields + 1] = name
-          fields[#fields + 1] = value
-        end
-      end
-      claims[#claims + 1] = {id, fields}
+      -- Answer the task's fields in a fixed order (see _codec.CLAIM_FIELDS).
+      local function v(name) return record[name] and fields[record[name]] or '' end
+      claims[#claims + 1] = {id, v('n'), v('d'), v('du'), v('cr'), v('sc'), v('rc'), v('ttl'),
+        v('to'), deliveries, token, expires, worker}
     end
   end
 end

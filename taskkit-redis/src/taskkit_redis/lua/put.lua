@@ -1,16 +1,16 @@
 -- put: store new QUEUED tasks of one group; idempotent by id.
--- ARGV[5] count, then ten fields per task (see create_record). Returns 1/0 per task.
-local count = tonumber(ARGV[5])
+-- ARGV[5..] (id, header, data) per task (see create_record).
+-- Returns a string with one character per task: "1" stored, "0" the id existed.
 local stored, any = {}, false
-for n = 0, count - 1 do
-  local i = 6 + n * 10
+for i = 5, #ARGV, 3 do
   local id = ARGV[i]
-  local ok = id_is_free(id)
-  if ok then
-    create_record(i)
+  if id_is_free(id) then
+    create_record(id, ARGV[i + 1], ARGV[i + 2])
     any = true
+    stored[#stored + 1] = '1'
+  else
+    stored[#stored + 1] = '0'
   end
-  stored[#stored + 1] = ok and 1 or 0
 end
 if any then wake() end
-return stored
+return table.concat(stored)
