@@ -187,3 +187,20 @@ def test_wait_for_outcome_never_overruns_its_timeout(backend: RedisBackend, time
     took = time.monotonic() - began
     assert outcome is not None and outcome.state is TaskState.QUEUED
     assert timeout <= took < timeout + 0.1
+
+
+def test_an_idle_claimer_wakes_at_the_next_due_time(backend: RedisBackend) -> None:
+    """Sleeping until ``next_due`` (precise client-side timeouts) then claiming gets the task:
+    no polling in between, and no Redis timer rounding pushing the wake-up 100 ms late."""
+    task = make_tasks(backend, "g", 1)[0].evolve(due=backend.now() + 0.2)
+    backend.put([task])
+    batch = backend.claim("g", "w", 1, 30.0, 3)
+    assert not batch.claims and batch.next_due == pytest.approx(task.due)
+    waits = 0
+    while not batch.claims:
+        assert batch.next_due is not None
+        waits += 1
+        backend.wait_for_work("g", max(0.001, batch.next_due - backend.now()))
+        batch = backend.claim("g", "w", 1, 30.0, 3)
+    assert waits <= 3, f"{waits} waits for one due time: polling?"
+    print(f"claimed {1000 * (backend.now() - task.due):.1f} ms after its due time")
