@@ -37,7 +37,8 @@ def test_initiate_stores_encoded_task(kit: Kit, backend: MemoryBackend) -> None:
     [
         ("", "n", "must not be empty"),
         ("g" * 129, "n", "129 characters"),
-        ("g", "bad name", "printable ASCII"),
+        ("g", " leading", "printable ASCII"),
+        ("g", "two  spaces", "printable ASCII"),
         ("g:x", "n", "printable ASCII"),
         ("g", "a{b}", "printable ASCII"),
         ("g", "tab\there", "printable ASCII"),
@@ -55,6 +56,10 @@ def test_bad_names_are_refused_and_nothing_is_written(
 
 def test_128_character_names_are_accepted(kit: Kit) -> None:
     kit.initiate_task("g" * 128, "n" * 128, 1)
+
+
+def test_inner_spaces_are_accepted_as_in_the_original_readme(kit: Kit) -> None:
+    kit.initiate_task("Any task group name", "your task name", 1)
 
 
 def test_data_size_cap(backend: MemoryBackend) -> None:

@@ -493,7 +493,7 @@ class TestNormalizeEntries:
             ({"s": [_entry(key="")]}, "key must not be empty"),
             ({"s": [_entry(key="a\tb")]}, "printable"),
             ({"s": [_entry(group="")]}, "group must not be empty"),
-            ({"s": [_entry(name="has space")]}, "printable ASCII"),
+            ({"s": [_entry(name="has\ttab")]}, "printable ASCII"),
             ({"s": [_entry(group="x" * 129)]}, "limit is 128"),
             ({"s": [_entry(schedule="0 * * * *")]}, "must be a Schedule"),
             ({"s": [_entry(schedule=lambda points, last: points)]}, "must be a Schedule"),

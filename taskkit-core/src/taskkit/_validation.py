@@ -15,9 +15,11 @@ DEFAULT_MAX_DATA_SIZE: Final = 1024 * 1024
 DEFAULT_MAX_RESULT_SIZE: Final = 1024 * 1024
 DEFAULT_MAX_ERROR_SIZE: Final = 64 * 1024
 
-# Printable ASCII without whitespace and without the characters that build Redis key paths,
-# hash tags or glob patterns.
-_NAME_RE: Final = re.compile(r"[!-~]+")
+# Printable ASCII without the characters that build Redis key paths, hash tags or glob
+# patterns. Inner single spaces are allowed: the taskkit 0.2 README names its group
+# "Any task group name", and that code must keep working; tabs, newlines and leading or
+# trailing spaces are refused.
+_NAME_RE: Final = re.compile(r"[!-~]+(?: [!-~]+)*")
 _FORBIDDEN: Final = frozenset(":{}*?[]\\")
 
 
@@ -31,8 +33,8 @@ def validate_name(kind: str, value: object) -> str:
         raise InvalidTask(f"{kind} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}")
     if not _NAME_RE.fullmatch(value) or _FORBIDDEN.intersection(value):
         raise InvalidTask(
-            f"{kind} {value!r} must be printable ASCII without whitespace or any of "
-            f"{''.join(sorted(_FORBIDDEN))}"
+            f"{kind} {value!r} must be printable ASCII (single inner spaces allowed) without "
+            f"any of {''.join(sorted(_FORBIDDEN))}"
         )
     return value
 

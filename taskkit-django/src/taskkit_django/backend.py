@@ -17,6 +17,7 @@ How each guarantee is kept:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -621,7 +622,7 @@ class DjangoBackend(Backend):
             with _db.write_transaction(self.using):
                 rec = control.objects.using(self.using).create(
                     kind=kind,
-                    groups=None if groups is None else " ".join(groups),
+                    groups=None if groups is None else json.dumps(list(groups)),
                     created=self._now_value(),
                 )
                 control.objects.using(self.using).filter(
@@ -858,7 +859,7 @@ def _outcome(row: Any) -> Outcome:
 
 
 def _event(rec: Any) -> ControlEvent:
-    groups = None if rec.groups is None else tuple(rec.groups.split())
+    groups = None if rec.groups is None else tuple(json.loads(rec.groups))
     return ControlEvent(seq=int(rec.seq), kind=rec.kind, groups=groups, created=float(rec.created))
 
 

@@ -92,7 +92,7 @@ class ControlRecord(models.Model):
 
     seq = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=16)
-    #: Space-separated groups (names contain no whitespace), or null for all groups.
+    #: The groups as a JSON list, or null for all groups.
     groups = models.TextField(null=True, blank=True)
     created = models.FloatField()
 

@@ -1,0 +1,116 @@
+"""The taskkit 0.2 README's code, run unchanged on the in-memory backend."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from taskkit import (
+    DiscardTask,
+    RegularSchedule,
+    ResultGetTimedOut,
+    ScheduleEntriesCompatMapping,
+    ScheduleEntry,
+    Task,
+    TaskHandler,
+    make_kit,
+)
+from taskkit.schedule import normalize_entries
+
+GROUP_NAME = "Any task group name"
+
+
+class Handler(TaskHandler):
+    def handle(self, task: Task) -> Any:
+        if task.group == GROUP_NAME:
+            if task.name == "foo":
+                data = json.loads(task.data)
+                return {"doubled": data["some_data"] * 2}
+            elif task.name == "bar":
+                return "bar done"
+        raise DiscardTask
+
+    def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
+        return task.retry_count if task.retry_count < 10 else None
+
+    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
+        return json.dumps(data).encode()
+
+    def encode_result(self, task: Task, result: Any) -> bytes:
+        return json.dumps(result).encode()
+
+    def decode_result(self, task: Task, encoded: bytes) -> Any:
+        return json.loads(encoded)
+
+
+def _schedule_entries() -> ScheduleEntriesCompatMapping:
+    return {
+        "scheduler_name": [
+            ScheduleEntry(
+                key="every-half-hour",
+                group=GROUP_NAME,
+                name="bar",
+                data=Handler().encode_data(GROUP_NAME, "bar", "SOME DATA"),
+                schedule=RegularSchedule(seconds={0}, minutes={0, 30}),
+            ),
+            {
+                "key": "at-30",
+                "group": GROUP_NAME,
+                "name": "bar",
+                "data": 2,
+                "schedule": RegularSchedule(seconds={0}, minutes={30}),
+            },
+        ],
+        "another_scheduler": [],
+    }
+
+
+def test_start_processes_initiate_and_get() -> None:
+    kit = make_kit("memory://", Handler())
+    processes = kit.start_processes(
+        num_processes=3, num_worker_threads_per_group={GROUP_NAME: 3}, daemon=True
+    )
+    try:
+        result = kit.initiate_task(
+            GROUP_NAME, "foo", dict(some_data=1), due=datetime.now() + timedelta(seconds=0.2)
+        )
+        try:
+            value = result.get(timeout=10)
+        except ResultGetTimedOut:
+            raise AssertionError("the task did not run") from None
+        assert value == {"doubled": 2}
+    finally:
+        kit.send_shutdown_event()
+        for process in processes:
+            process.join(10)
+            assert not process.is_alive()
+
+
+def test_start_blocks_until_shutdown_with_schedule_entries() -> None:
+    kit = make_kit("memory://", Handler())
+    finished = threading.Event()
+
+    def run() -> None:
+        kit.start(
+            num_processes=3,
+            num_worker_threads_per_group={GROUP_NAME: 3},
+            schedule_entries=_schedule_entries(),
+            tzinfo=timezone(timedelta(hours=9), "JST"),
+        )
+        finished.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert kit.initiate_task(GROUP_NAME, "bar", None).get(timeout=10) == "bar done"
+    kit.send_shutdown_event()
+    assert finished.wait(10), "kit.start returned after the shutdown event"
+
+
+def test_dict_entries_are_encoded_by_the_handler() -> None:
+    entries = normalize_entries(_schedule_entries(), Handler(), 1024 * 1024)
+    [first, second] = entries["scheduler_name"]
+    assert first.data == b'"SOME DATA"'
+    assert second.data == b"2"
+    assert entries["another_scheduler"] == []
