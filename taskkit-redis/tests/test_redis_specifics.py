@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from _servers import wait_until
+from _servers import RedisServer, wait_until
 from helpers import make_tasks
 from redis.crc import key_slot
 from redis_factories import RedisFactory
@@ -16,11 +17,21 @@ from taskkit_redis import RedisBackend
 from taskkit_redis.backend import CONTROL_EVENTS_KEPT
 
 
-def all_keys(backend: RedisBackend) -> set[str]:
-    return {k.decode() for p in backend.keys.pattern() for k in backend.client.scan_iter(match=p)}
+def test_every_key_of_a_group_shares_one_slot(tmp_path: Path) -> None:
+    # A private server: listing every key (SCAN) is for test teardowns on the shared one.
+    server = RedisServer(tmp_path / "data").start()
+    backend = RedisBackend(server.url, prefix="layout")
+    try:
+        _check_layout(backend)
+    finally:
+        backend.close()
+        server.stop()
 
 
-def test_every_key_of_a_group_shares_one_slot(backend: RedisBackend) -> None:
+def _check_layout(backend: RedisBackend) -> None:
+    def all_keys(backend: RedisBackend) -> set[str]:
+        return {k.decode() for k in backend.client.scan_iter(count=1000)}
+
     made = make_tasks(backend, "mail", 3)
     backend.put(made)
     batch = backend.claim("mail", "w1", 3, 30.0, 3)
@@ -34,6 +45,8 @@ def test_every_key_of_a_group_shares_one_slot(backend: RedisBackend) -> None:
     }
     index_keys = {k for k in all_keys(backend) if k.startswith(backend.keys.index_prefix)}
     assert index_keys == {backend.keys.index(t.id) for t in made}
+    others = all_keys(backend) - group_keys - index_keys
+    assert others == {backend.keys.groups, backend.keys.worker_groups("w1")}, others
 
 
 def test_finished_records_expire_natively_and_live_ones_do_not(backend: RedisBackend) -> None:
@@ -204,3 +217,14 @@ def test_an_idle_claimer_wakes_at_the_next_due_time(backend: RedisBackend) -> No
         batch = backend.claim("g", "w", 1, 30.0, 3)
     assert waits <= 3, f"{waits} waits for one due time: polling?"
     print(f"claimed {1000 * (backend.now() - task.due):.1f} ms after its due time")
+
+
+def test_blocking_waits_fit_inside_a_short_socket_timeout(shared_redis: str, prefix: str) -> None:
+    backend = RedisBackend(shared_redis, prefix=prefix, socket_timeout=0.3)
+    try:
+        task = make_tasks(backend, "g", 1)[0]
+        backend.put([task])
+        outcome = backend.wait_for_outcome(task.id, 1.0)  # several slices, none times out
+        assert outcome is not None and outcome.state is TaskState.QUEUED
+    finally:
+        backend.close()

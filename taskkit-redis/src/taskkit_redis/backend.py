@@ -139,7 +139,10 @@ class RedisBackend(Backend):
         self._worker_index_seen: dict[tuple[str, str], float] = {}
         self._group_cache: OrderedDict[str, str] = OrderedDict()
         self._epoch: str | None = None
-        self._block_cap = max(0.5, config.socket_timeout - 0.5)
+        # A blocking command must answer before the socket times out, even when Redis' timer
+        # fires it up to 100 ms late.
+        timeout = config.socket_timeout
+        self._block_cap = timeout - 0.5 if timeout >= 1.0 else timeout * 0.4
         self._waiter = WorkWaiter(self._client_for_channel, config.socket_timeout)
 
     def __reduce__(self) -> tuple[Any, ...]:
