@@ -30,8 +30,8 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 def documented_acl(prefix: str, password: str) -> list[str]:
     """The ACL SETUSER line of docs/redis.md, for ``prefix``, split into arguments."""
-    block = re.search(r"```acl\n\s*(ACL SETUSER .+?)\n", DOCS.read_text())
-    assert block, "docs/redis.md lost its ```acl block"
+    block = re.search(r"^\s*(ACL SETUSER taskkit .+)$", DOCS.read_text(), re.MULTILINE)
+    assert block, "docs/redis.md lost its ACL SETUSER line"
     line = (
         block.group(1)
         .replace("{taskkit", "{" + prefix)
