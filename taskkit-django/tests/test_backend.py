@@ -151,6 +151,11 @@ def test_put_scheduled_is_a_compare_and_set(backend: DjangoBackend) -> None:
     assert not backend.put_scheduled(make_task("a"), "s", "k", 200.0)  # the id exists
     assert backend.get_schedule_mark("s", "k") == 100.0  # ... and the mark did not move
     assert backend.get_outcome("c") is None
+    # Scheduler names and entry keys are free text of any length.
+    long_key = "k:{é}" * 200
+    assert backend.put_scheduled(make_task("d"), "s", long_key, 5.0)
+    assert backend.get_schedule_mark("s", long_key) == 5.0
+    assert backend.get_schedule_mark("s", long_key[:-1]) is None
 
 
 def test_put_scheduled_from_racing_threads_fires_once(backend: DjangoBackend) -> None:

@@ -245,7 +245,9 @@ class DjangoBackend(Backend):
         return deleted
 
     def put_scheduled(self, task: Task, scheduler: str, key: str, point: float) -> bool:
-        marks = _models().ScheduleMark.objects.using(self.using)
+        models = _models()
+        marks = models.ScheduleMark.objects.using(self.using)
+        digest = models.mark_digest(scheduler, key)
 
         class _AlreadyFired(Exception):
             pass
@@ -254,15 +256,17 @@ class DjangoBackend(Backend):
             try:
                 with _db.write_transaction(self.using):
                     marks.bulk_create(
-                        [_models().ScheduleMark(scheduler=scheduler, key=key, point=_NO_MARK)],
+                        [
+                            models.ScheduleMark(
+                                digest=digest, scheduler=scheduler, key=key, point=_NO_MARK
+                            )
+                        ],
                         ignore_conflicts=True,
                     )
                     # The compare-and-set: a second replica, or a late paused one, matches
                     # no row here (PostgreSQL and InnoDB re-check the condition on the row
                     # version the first writer committed).
-                    if not marks.filter(scheduler=scheduler, key=key, point__lt=point).update(
-                        point=point
-                    ):
+                    if not marks.filter(digest=digest, point__lt=point).update(point=point):
                         raise _AlreadyFired
                     self._delete_expired([task.id])
                     if not self._insert([task], uuid.uuid4().hex):
@@ -275,10 +279,12 @@ class DjangoBackend(Backend):
         return bool(self._run(op))
 
     def get_schedule_mark(self, scheduler: str, key: str) -> float | None:
-        marks = _models().ScheduleMark.objects.using(self.using)
+        models = _models()
+        marks = models.ScheduleMark.objects.using(self.using)
+        digest = models.mark_digest(scheduler, key)
 
         def op(replaying: bool) -> float | None:
-            found = marks.filter(scheduler=scheduler, key=key).values_list("point", flat=True)
+            found = marks.filter(digest=digest).values_list("point", flat=True)
             point: float | None = found.first()
             return point
 

@@ -7,6 +7,9 @@ project changes the meaning of a stored value.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.db import models
 
 #: Longest group or task name (the core validates the same limit).
@@ -70,21 +73,29 @@ class TaskRecord(models.Model):
 
 
 class ScheduleMark(models.Model):
-    """The last fired point of one schedule entry: the compare-and-set cell of schedulers."""
+    """The last fired point of one schedule entry: the compare-and-set cell of schedulers.
 
-    scheduler = models.CharField(max_length=NAME_LENGTH)
-    key = models.CharField(max_length=NAME_LENGTH)
+    Scheduler names and entry keys are free text of any length, so the unique key is a
+    digest of the pair (:func:`mark_digest`); the names are kept beside it for people.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    scheduler = models.TextField()
+    key = models.TextField()
     point = models.FloatField()
 
     class Meta:
         app_label = "taskkit"
         db_table = "taskkit_schedule_mark"
-        constraints = [  # noqa: RUF012 - Django's Meta convention
-            models.UniqueConstraint(fields=["scheduler", "key"], name="taskkit_mark_unique"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.scheduler}/{self.key} @ {self.point}"
+
+
+def mark_digest(scheduler: str, key: str) -> str:
+    """The unique key of (``scheduler``, ``key``): unambiguous for any text."""
+    raw = json.dumps([scheduler, key], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()
 
 
 class ControlRecord(models.Model):
