@@ -68,6 +68,9 @@ def _panel(
     unit: str,
 ) -> float:
     """Draw one panel starting at ``top``; return the y just below it."""
+    # Rows with nothing to show in this panel (e.g. a defaults variant that ran no A) go.
+    systems = [s for s in systems
+               if any(_median(summary, s.key, k) is not None for k, _, _ in series)]
     parts.append(_text(10, top + 16, title, 14, weight="bold"))
     parts.extend(_legend(LABEL_W, top + 36, series))
     y0 = top + 50

@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import functools
 import importlib
+import json
 import logging
 import os
 import platform
@@ -30,7 +31,7 @@ from typing import Any
 import chart
 import report
 from envs import ensure_env, installed_versions
-from peers import WORKLOADS, System, systems_for
+from peers import WORKLOADS, System, peer_named, systems_for
 from procs import AdapterError
 from redis_server import PrivateRedis
 from workloads import Context, drain, enqueue, idle, roundtrip
@@ -78,6 +79,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--chart", type=Path, default=None, help="SVG chart file")
     parser.add_argument("--update-doc", action="store_true",
                         help=f"replace the results block of {DOC.relative_to(ROOT)}")
+    parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
+                        help="measure nothing: re-render the tables, chart (and, with "
+                        "--update-doc, the doc) from a results file of an earlier run")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -344,16 +348,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    outcome = run_suite(args)
+    if args.replot is not None:
+        outcome = json.loads(args.replot.read_text())
+        outcome["_systems"] = [System(peer_named(s["peer"]), s["variant"], i)
+                               for i, s in enumerate(outcome["systems"])]
+    else:
+        outcome = run_suite(args)
     markdown = render_markdown(outcome)
     sys.stdout.write(markdown)
-    payload = {k: v for k, v in outcome.items() if not k.startswith("_")}
-    report.write_json(args.json, payload)
+    if args.replot is None:
+        payload = {k: v for k, v in outcome.items() if not k.startswith("_")}
+        report.write_json(args.json, payload)
     meta = outcome["meta"]
     chart.write(args.chart, outcome["_systems"], outcome["summary"],
                 f"{meta['started']} · {meta['machine']['cores']} cores · n={meta['n']} · "
                 f"{meta['runs']} run(s), medians")
-    log.info("raw results: %s; chart: %s", args.json, args.chart)
+    log.info("chart: %s%s", args.chart,
+             "" if args.replot is not None else f"; raw results: {args.json}")
     if args.update_doc:
         update_doc(markdown)
         log.info("updated %s", DOC)
