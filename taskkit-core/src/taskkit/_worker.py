@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._task import Claim, LeaseStatus, Task
 from ._validation import truncate_text, validate_payload
+from .clock import measure_offset
 from .context import TaskContext, _set_current
 from .errors import (
     DiscardTask,
@@ -157,7 +158,7 @@ class _GroupRunner:
                 if batch.next_due is not None:
                     timeout = min(timeout, batch.next_due - worker.backend_now())
                 # A floor keeps a due-but-unclaimable edge case from spinning.
-                worker.backend.wait_for_work(self.group, max(timeout, 0.005))
+                worker.backend.wait_for_work(self.group, max(timeout, 0.001))
                 error_delay = 0.1
             except Exception:
                 log.warning(
@@ -227,12 +228,12 @@ class Worker:
 
     def backend_now(self) -> float:
         """The backend's clock, estimated locally between heartbeats."""
+        if self.backend.clock_is_local:
+            return self.backend.now()
         return time.time() + self._offset
 
     def _sync_clock(self) -> None:
-        before = time.time()
-        remote = self.backend.now()
-        self._offset = remote - (before + time.time()) / 2
+        self._offset = measure_offset(self.backend.now)
 
     # ------------------------------------------------------------------ lifecycle
 

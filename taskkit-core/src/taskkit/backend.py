@@ -67,6 +67,10 @@ class Backend(abc.ABC):
     #: The backend's clock can be replaced by a fake one (``clock=`` argument) for tests.
     supports_fake_clock: ClassVar[bool] = False
 
+    #: ``now()`` is a cheap in-process call (no round trip): the core calls it every time
+    #: instead of estimating the backend's clock from the local one. Required for fake clocks.
+    clock_is_local: ClassVar[bool] = False
+
     # ------------------------------------------------------------------ clock
 
     @abc.abstractmethod

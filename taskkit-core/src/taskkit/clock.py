@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 
@@ -52,3 +53,21 @@ class FakeClock:
         """Jump to ``now``, in either direction (to model clock skew)."""
         with self._lock:
             self._now = float(now)
+
+
+def measure_offset(remote_now: Callable[[], float], samples: int = 3) -> float:
+    """Seconds to add to ``time.time()`` to get ``remote_now()``'s clock.
+
+    Takes the sample with the shortest round trip (the first call may include a connection
+    handshake), and assumes the remote clock was read half-way through it: the error is at
+    most half that round trip.
+    """
+    best: tuple[float, float] | None = None
+    for _ in range(max(1, samples)):
+        before = time.time()
+        remote = remote_now()
+        after = time.time()
+        if best is None or after - before < best[0]:
+            best = (after - before, remote - (before + after) / 2)
+    assert best is not None
+    return best[1]

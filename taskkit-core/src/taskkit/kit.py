@@ -24,6 +24,7 @@ from ._validation import (
     validate_payload,
 )
 from .backend import Backend
+from .clock import measure_offset
 from .context import current_task
 from .errors import (
     Cancelled,
@@ -235,11 +236,12 @@ class Kit:
         Producers stamp ``created`` and the default ``due`` with it, so a host whose clock is
         ahead does not delay its own tasks.
         """
-        local = time.time()
+        if self.backend.clock_is_local:
+            return self.backend.now()
         if self._clock_synced is None or time.monotonic() - self._clock_synced > 30.0:
-            self._clock_offset = self.backend.now() - (local + time.time()) / 2
+            self._clock_offset = measure_offset(self.backend.now)
             self._clock_synced = time.monotonic()
-        return local + self._clock_offset
+        return time.time() + self._clock_offset
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_kit, (self.backend, self.handler, self.config, self.plugins))

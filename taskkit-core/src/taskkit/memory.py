@@ -66,6 +66,7 @@ class MemoryBackend(Backend):
     supports_processes: ClassVar[bool] = False
     supports_notifications: ClassVar[bool] = True
     supports_fake_clock: ClassVar[bool] = True
+    clock_is_local: ClassVar[bool] = True
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
