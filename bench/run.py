@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -103,6 +104,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     else:
         args.with_defaults = True
     return args
+
+
+def source_revision() -> str:
+    """The commit the taskkit code under test comes from (``+dirty`` with local changes)."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "taskkit-core",
+             "taskkit-redis"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def machine_info() -> dict[str, Any]:
@@ -257,6 +271,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "started": stamp,
             "machine": machine_info(),
             "redis_server": server.version(),
+            "taskkit_revision": source_revision(),
             "versions": versions,
             "n": n,
             "roundtrips": args.rt_n,
@@ -318,6 +333,7 @@ def render_markdown(outcome: dict[str, Any]) -> str:
     parts = [
         f"Measured {meta['started']} with `{meta['command']}`: n={meta['n']} tasks for A and B, "
         f"{meta['roundtrips']} round trips for C, a {meta['idle_seconds']:g} s window for D, "
+        f"taskkit at commit {meta.get('taskkit_revision', 'unknown')}, "
         f"{meta['runs']} run(s) each; redis-server {meta['redis_server']}; "
         f"{meta['machine']['cores']} cores ({meta['machine']['cpu']}), Python "
         f"{meta['machine']['python']}; load average at start "

@@ -70,6 +70,15 @@ class NotSupported(Exception):
     """The system has no API for what was asked (e.g. no bulk enqueue)."""
 
 
+def env_url() -> str:
+    """The private Redis the harness started (never a default: the shared one is off limits)."""
+    url = os.environ.get("BENCH_REDIS_URL")
+    if not url:
+        raise SystemExit("BENCH_REDIS_URL is not set: adapters talk only to the harness's "
+                         "private redis-server (run them through bench/run.py)")
+    return url
+
+
 # ---------------------------------------------------------------- the completion counter
 
 _counter_fd: dict[int, int] = {}

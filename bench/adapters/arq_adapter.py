@@ -17,6 +17,7 @@ from _common import (
     Spec,
     count_fill,
     enqueue_async,
+    env_url,
     roundtrips_async,
     run_async,
     run_in_processes,
@@ -26,7 +27,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
 WORKER_POLL = 0.005 if TUNED else 0.5
 RESULT_POLL = 0.001 if TUNED else 0.5

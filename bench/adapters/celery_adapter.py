@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import os
 
-from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, run_in_processes, tick
+from _common import (
+    RESULT,
+    Spec,
+    enqueue_sync,
+    env_url,
+    fill_sync,
+    roundtrips_sync,
+    run_in_processes,
+    tick,
+)
 from celery import Celery, group
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
 
 app = Celery("bench", broker=URL, backend=URL)

@@ -10,12 +10,22 @@ from __future__ import annotations
 import os
 
 import dramatiq
-from _common import RESULT, Spec, bin_path, enqueue_sync, exec_cli, fill_sync, roundtrips_sync, tick
+from _common import (
+    RESULT,
+    Spec,
+    bin_path,
+    enqueue_sync,
+    env_url,
+    exec_cli,
+    fill_sync,
+    roundtrips_sync,
+    tick,
+)
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results import Results
 from dramatiq.results.backends.redis import RedisBackend
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
 QUEUE = "bench"
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 
-from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, run_in_processes, tick
+from _common import (
+    RESULT,
+    Spec,
+    enqueue_sync,
+    env_url,
+    fill_sync,
+    roundtrips_sync,
+    run_in_processes,
+    tick,
+)
 from huey import RedisHuey
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
 
 # blocking=True (the default) dequeues with BRPOP; notify_result=True makes result waits

@@ -18,6 +18,7 @@ from _common import (
     bin_path,
     count_fill,
     enqueue_async,
+    env_url,
     exec_cli,
     roundtrips_async,
     run_async,
@@ -25,7 +26,7 @@ from _common import (
 )
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
 CHECK_INTERVAL = 0.001 if TUNED else 0.2
 

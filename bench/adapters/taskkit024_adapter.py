@@ -10,12 +10,12 @@ import json
 import os
 from typing import Any
 
-from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, tick
+from _common import RESULT, Spec, enqueue_sync, env_url, fill_sync, roundtrips_sync, tick
 from redis import Redis
 from taskkit import Task, TaskHandler
 from taskkit.impl.redis import make_kit
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 TUNED = os.environ.get("BENCH_VARIANT", "tuned") == "tuned"
 GROUP = "bench"
 

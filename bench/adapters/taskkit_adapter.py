@@ -6,14 +6,13 @@ distribution editable). Every outcome is stored, as taskkit always does.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import taskkit
-from _common import RESULT, Spec, enqueue_sync, fill_sync, roundtrips_sync, tick
+from _common import RESULT, Spec, enqueue_sync, env_url, fill_sync, roundtrips_sync, tick
 from taskkit import Task, TaskHandler
 
-URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+URL = env_url()
 GROUP = "bench"
 
 
