@@ -15,6 +15,13 @@ from ..helpers import wait_until
 __all__ = ["Children"]
 
 
+def _exited(process: BaseProcess) -> bool:
+    try:
+        return process.exitcode is not None
+    except ValueError:  # already closed, hence reaped
+        return True
+
+
 class Children:
     """``spawn``ed child processes that are always reaped, even when a test fails.
 
@@ -37,13 +44,15 @@ class Children:
 
     def kill(self, process: BaseProcess, timeout: float = 10.0) -> None:
         """SIGKILL ``process`` and wait until it is gone."""
-        if process.pid is not None and process.exitcode is None:
+        if _exited(process):
+            return
+        if process.pid is not None:
             os.kill(process.pid, signal.SIGKILL)
         process.join(timeout)
 
     def join_all(self, timeout: float) -> None:
         wait_until(
-            lambda: all(p.exitcode is not None for p in self.processes),
+            lambda: all(_exited(p) for p in self.processes),
             timeout,
             message="child processes did not exit in time",
         )
@@ -58,6 +67,9 @@ class Children:
         tb: TracebackType | None,
     ) -> None:
         for process in self.processes:
-            if process.exitcode is None:
+            if not _exited(process):
                 self.kill(process)
-            process.close()
+            try:
+                process.close()
+            except ValueError:
+                pass  # still running after the kill's timeout: leave it to the OS
