@@ -85,7 +85,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def put(self, tasks: Sequence[Task]) -> list[bool]:
-        """Store ``tasks`` as QUEUED, in one round trip.
+        """Store ``tasks`` as QUEUED, in one round trip (one per group on a store sharded by group).
 
         Idempotent: a task whose id already exists (in any state, until its record expires) is
         left unchanged and reported as False. Atomic per task; a batch may be partially applied
