@@ -17,6 +17,7 @@ How each guarantee is kept:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -127,6 +128,7 @@ class DjangoBackend(Backend):
         self._last_sweep = 0.0
         self._data_versions: dict[int, int] = {}
         self._busy: dict[tuple[str, int], bool] = {}
+        self._lease_hints: dict[str, tuple[float | None, float, float]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.url, self.using, self._options()))
@@ -313,7 +315,8 @@ class DjangoBackend(Backend):
             self._before_claim(group)
             if limit < 1 or not self._busy.get(busy_key):
                 # The idle path: one read of the clock and two indexed minimums, no lock.
-                now, next_due = self._next_due(group, ())
+                now, queued, running = self._pending(group, ())
+                next_due = _earliest(queued, running)
                 if limit < 1 or next_due is None or next_due > now:
                     return ClaimBatch([], next_due, [])
             with _db.write_transaction(self.using):
@@ -323,6 +326,21 @@ class DjangoBackend(Backend):
             return batch
 
         return self._run(op)  # type: ignore[no-any-return]
+
+    def _may_have_expired(self, group: str) -> bool:
+        """False when the last look (a moment ago) saw no lease of ``group`` running out.
+
+        Saves the expired-lease query on the busy path; the hint is trusted for 0.25 s only
+        (and never with a fake clock), so a lease that runs out meanwhile waits one claim.
+        """
+        hint = self._lease_hints.get(group)
+        if hint is None or self.clock is not None:
+            return True
+        running_min, db_now, seen_at = hint
+        elapsed = time.monotonic() - seen_at
+        if elapsed > 0.25:
+            return True
+        return running_min is not None and running_min <= db_now + elapsed + 0.05
 
     def _claim_locked(
         self,
@@ -334,23 +352,26 @@ class DjangoBackend(Backend):
     ) -> ClaimBatch:
         now = self._now_expr()
         base = self._tasks().filter(group=group)
-        fields = ("id", "deliveries", "due", "created")
-        expired = list(
-            base.filter(state=_RUNNING, lease_expires__lte=now)
-            .select_for_update(skip_locked=True)
-            .order_by("lease_expires", "id")
-            .values_list(*fields)[: limit + 100]
-        )
+        expired: list[dict[str, Any]] = []
+        if self._may_have_expired(group):
+            expired = list(
+                base.filter(state=_RUNNING, lease_expires__lte=now)
+                .select_for_update(skip_locked=True)
+                .order_by("lease_expires", "id")
+                .values(*_TASK_FIELDS, db_now=now)[: limit + 100]
+            )
+        # The candidates are read whole, so the claimed tasks need no second read.
         queued = list(
             base.filter(state=_QUEUED, due__lte=now)
             .select_for_update(skip_locked=True)
             .order_by("due", "created", "id")
-            .values_list(*fields)[:limit]
+            .values(*_TASK_FIELDS, db_now=now)[:limit]
         )
-        dead_ids = [row[0] for row in expired if row[1] >= max_deliveries]
-        candidates = [row for row in expired if row[1] < max_deliveries] + queued
-        candidates.sort(key=lambda row: (row[2], row[3], row[0]))
-        chosen = [row[0] for row in candidates[:limit]]
+        dead_ids = [row["id"] for row in expired if row["deliveries"] >= max_deliveries]
+        candidates = [row for row in expired if row["deliveries"] < max_deliveries] + queued
+        candidates.sort(key=lambda row: (row["due"], row["created"], row["id"]))
+        chosen = candidates[:limit]
+        chosen_ids = [row["id"] for row in chosen]
 
         dead: list[Outcome] = []
         if dead_ids:
@@ -370,26 +391,33 @@ class DjangoBackend(Backend):
         claims: list[Claim] = []
         if chosen:
             # One token per task (workers key their bookkeeping by token), set in one UPDATE.
-            tokens = {task_id: uuid.uuid4().hex for task_id in chosen}
-            self._tasks().filter(id__in=chosen).update(
+            tokens = {task_id: uuid.uuid4().hex for task_id in chosen_ids}
+            lease_expires = float(chosen[0]["db_now"]) + lease_seconds
+            self._tasks().filter(id__in=chosen_ids).update(
                 state=_RUNNING,
                 token=Case(*(When(id=i, then=Value(t)) for i, t in tokens.items())),
                 worker_id=worker_id,
-                lease_expires=now + Value(lease_seconds),
+                lease_expires=lease_expires,
                 deliveries=F("deliveries") + 1,
             )
-            rows = {r.id: r for r in self._tasks().filter(id__in=chosen)}
             claims = [
-                Claim(_task(rows[i]), tokens[i], float(rows[i].lease_expires), worker_id)
-                for i in chosen
+                Claim(
+                    _task_from_values(row, deliveries=row["deliveries"] + 1),
+                    tokens[row["id"]],
+                    lease_expires,
+                    worker_id,
+                )
+                for row in chosen
             ]
         # After the update: what this batch took is no longer pending for this caller.
-        _, next_due = self._next_due(group, chosen)
-        return ClaimBatch(claims, next_due, dead)
+        _, queued_min, running_min = self._pending(group, chosen_ids)
+        return ClaimBatch(claims, _earliest(queued_min, running_min), dead)
 
-    def _next_due(self, group: str, exclude: Sequence[str]) -> tuple[float, float | None]:
-        """(now, the earliest due time or lease expiry among pending tasks not in
-        ``exclude``), in one round trip on two indexed minimums."""
+    def _pending(
+        self, group: str, exclude: Sequence[str]
+    ) -> tuple[float, float | None, float | None]:
+        """(now, the earliest due time of queued tasks, the earliest lease expiry of running
+        tasks not in ``exclude``), in one round trip on two indexed minimums."""
         qn = connections[self.using].ops.quote_name
         table, col = qn("taskkit_task"), qn("group")
         params: list[Any] = []
@@ -411,8 +439,10 @@ class DjangoBackend(Backend):
         with connections[self.using].cursor() as cursor:
             cursor.execute(sql, params)
             now, queued, running = cursor.fetchone()
-        known = [float(t) for t in (queued, running) if t is not None]
-        return float(now), (min(known) if known else None)
+        now = float(now)
+        running = None if running is None else float(running)
+        self._lease_hints[group] = (running, now, time.monotonic())
+        return now, (None if queued is None else float(queued)), running
 
     def _fenced(self, claims: Sequence[Claim]) -> Q:
         return reduce(or_, (Q(id=c.task.id, token=c.token) for c in claims)) & Q(state=_RUNNING)
@@ -453,27 +483,40 @@ class DjangoBackend(Backend):
         error: str | None = None,
     ) -> None:
         def op(replaying: bool) -> None:
-            with _db.write_transaction(self.using):
-                now = self._now_expr()
-                changed = (
-                    self._tasks()
-                    .filter(self._fenced([claim]))
-                    .update(
-                        state=state.value,
-                        result=result,
-                        error=error,
-                        finished=now,
-                        expires=now + F("ttl"),
-                        worker_id=None,
-                        lease_expires=None,
-                        cancel_requested=False,
-                    )
-                )
-                if not changed and not (replaying and self._replayed(claim, state)):
-                    raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
-                self._notify_outcomes([claim.task.id])
+            if not self._finish_row(claim, state, result, error) and not (
+                replaying and self._replayed(claim, state)
+            ):
+                raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
 
         self._run(op)
+
+    def _finish_row(
+        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
+    ) -> bool:
+        """The fenced RUNNING → finished update; True if it changed the row."""
+        # One UPDATE is atomic on its own: only SQLite needs the writers' gate around it.
+        context = (
+            _db.write_transaction(self.using)
+            if self.vendor == "sqlite"
+            else contextlib.nullcontext()
+        )
+        with context:
+            now = self._now_expr()
+            changed = (
+                self._tasks()
+                .filter(self._fenced([claim]))
+                .update(
+                    state=state.value,
+                    result=result,
+                    error=error,
+                    finished=now,
+                    expires=now + F("ttl"),
+                    worker_id=None,
+                    lease_expires=None,
+                    cancel_requested=False,
+                )
+            )
+        return bool(changed)
 
     def _replayed(self, claim: Claim, state: TaskState) -> bool:
         """After a reconnect: did our first attempt already commit this very change?"""
@@ -787,6 +830,31 @@ class PostgresBackend(DjangoBackend):
                 "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [CHANNEL, payloads]
             )
 
+    def _finish_row(
+        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
+    ) -> bool:
+        # The update and its NOTIFY in one statement, one round trip, one transaction.
+        params: list[Any] = []
+        if self.clock is not None:
+            now_sql = "%s"
+            params.append(self.clock.time())
+        else:
+            now_sql = _db.now_sql(self.using)
+        sql = (
+            "WITH done AS (UPDATE taskkit_task SET state = %s, result = %s, error = %s, "  # noqa: S608
+            f"finished = {now_sql}, expires = {now_sql} + ttl, worker_id = NULL, "
+            "lease_expires = NULL, cancel_requested = false "
+            "WHERE id = %s AND token = %s AND state = %s RETURNING id) "
+            "SELECT pg_notify(%s, %s || id) FROM done"
+        )
+        if self.clock is not None:
+            params.append(self.clock.time())
+        args = [state.value, result, error, *params, claim.task.id, claim.token, _RUNNING]
+        args += [CHANNEL, OUTCOME_PREFIX]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql, args)
+            return len(cursor.fetchall()) > 0
+
     def _before_claim(self, group: str) -> None:
         listener = self._listener
         ident = threading.get_ident()
@@ -849,6 +917,42 @@ def _task(row: Any) -> Task:
         timeout=None if row.timeout is None else float(row.timeout),
         deliveries=int(row.deliveries),
     )
+
+
+_TASK_FIELDS = (
+    "id",
+    "group",
+    "name",
+    "data",
+    "due",
+    "created",
+    "scheduled",
+    "retry_count",
+    "ttl",
+    "timeout",
+    "deliveries",
+)
+
+
+def _task_from_values(row: dict[str, Any], deliveries: int) -> Task:
+    return Task(
+        id=row["id"],
+        group=row["group"],
+        name=row["name"],
+        data=bytes(row["data"]),
+        due=float(row["due"]),
+        created=float(row["created"]),
+        scheduled=None if row["scheduled"] is None else float(row["scheduled"]),
+        retry_count=int(row["retry_count"]),
+        ttl=float(row["ttl"]),
+        timeout=None if row["timeout"] is None else float(row["timeout"]),
+        deliveries=deliveries,
+    )
+
+
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def _outcome(row: Any) -> Outcome:
