@@ -830,6 +830,65 @@ class PostgresBackend(DjangoBackend):
                 "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [CHANNEL, payloads]
             )
 
+    def put(self, tasks: Sequence[Task]) -> list[bool]:
+        if not tasks:
+            return []
+        first: dict[str, int] = {}
+        for i, task in enumerate(tasks):
+            first.setdefault(task.id, i)
+        unique = [tasks[i] for i in sorted(first.values())]
+
+        def op(replaying: bool) -> set[str]:
+            inserted = self._insert_notify(unique)
+            missing = [t.id for t in unique if t.id not in inserted]
+            if missing and self._delete_expired(missing):
+                again = set(missing)
+                inserted |= self._insert_notify([t for t in unique if t.id in again])
+            return inserted
+
+        inserted: set[str] = self._run(op)
+        return [t.id in inserted and first[t.id] == i for i, t in enumerate(tasks)]
+
+    def _insert_notify(self, tasks: Sequence[Task]) -> set[str]:
+        """Insert-or-ignore and NOTIFY in one statement per chunk; the ids it stored.
+
+        PostgreSQL delivers identical notifications of one transaction once, so a bulk put
+        wakes each group's workers once.
+        """
+        stored: set[str] = set()
+        columns = (
+            'id, "group", name, data, state, due, created, scheduled, retry_count, ttl, '
+            "timeout, deliveries, cancel_requested"
+        )
+        row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false)"
+        for chunk in _chunks(tasks):
+            sql = (
+                f"WITH ins AS (INSERT INTO taskkit_task ({columns}) VALUES "  # noqa: S608
+                + ", ".join([row] * len(chunk))
+                + ' ON CONFLICT (id) DO NOTHING RETURNING id, "group") '
+                'SELECT id, pg_notify(%s, %s || "group") FROM ins'
+            )
+            params: list[Any] = []
+            for t in chunk:
+                params += [
+                    t.id,
+                    t.group,
+                    t.name,
+                    t.data,
+                    _QUEUED,
+                    t.due,
+                    t.created,
+                    t.scheduled,
+                    t.retry_count,
+                    t.ttl,
+                    t.timeout,
+                ]
+            params += [CHANNEL, WORK_PREFIX]
+            with connections[self.using].cursor() as cursor:
+                cursor.execute(sql, params)
+                stored.update(r[0] for r in cursor.fetchall())
+        return stored
+
     def _finish_row(
         self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
     ) -> bool:
