@@ -513,8 +513,11 @@ class Worker:
         if not entries:
             return
         statuses = self.backend.renew([e.claim for e in entries], self.kit.config.lease_seconds)
+        with self._inflight_lock:
+            still_running = set(self._inflight)
         for entry, status in zip(entries, statuses):
-            if status is LeaseStatus.LOST:
+            if status is LeaseStatus.LOST and entry.claim.token in still_running:
+                # (A task that finished between the snapshot and the renewal is no news.)
                 log.warning("task %s: lease lost (reclaimed elsewhere)", entry.claim.task.id)
             elif status is LeaseStatus.CANCEL_REQUESTED and not entry.context.cancelled:
                 log.info("task %s: cancel requested; interrupting it", entry.claim.task.id)

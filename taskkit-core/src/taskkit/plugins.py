@@ -140,6 +140,12 @@ _KNOWN_DISTRIBUTIONS = {
     "rediss": "taskkit-redis",
     "unix": "taskkit-redis",
     "django": "taskkit-django",
+    "sqlite": "taskkit-django",
+    "postgresql": "taskkit-django",
+    "postgres": "taskkit-django",
+    "pgsql": "taskkit-django",
+    "mysql": "taskkit-django",
+    "mariadb": "taskkit-django",
 }
 
 
