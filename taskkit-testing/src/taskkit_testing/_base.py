@@ -38,9 +38,9 @@ class KitSettings:
     scale: float = 1.0
     timeout_factor: float = 1.0
 
-    def size(self, n: int) -> int:
-        """``n`` scaled, at least 1."""
-        return max(1, round(n * self.scale))
+    def size(self, n: int, minimum: int = 1) -> int:
+        """``n`` scaled, at least ``minimum``."""
+        return max(minimum, round(n * self.scale))
 
     def deadline(self, seconds: float) -> float:
         """``seconds`` stretched by the timeout factor (for slow machines)."""

@@ -203,7 +203,8 @@ class RecoveryTests(KitTestBase):
         record_property: Any,
     ) -> None:
         """3 processes x 4 threads; one is SIGKILLed mid-run and replaced, as a supervisor does."""
-        made = tasks.many(kit_settings.size(400))
+        # At least 200: fewer, and fast workers can drain them before the victim holds claims.
+        made = tasks.many(kit_settings.size(400, minimum=200))
         for batch in chunks(made, 500):
             backend.put(batch)
         ledger = Ledger(tmp_path / "ledger.log")
