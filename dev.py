@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         return 2
     commands = {
         "demo": ["-s", "demo"],
-        "test": [],  # nox's default sessions: lint, tests, wheels, docs
+        "test": [],  # nox's default sessions: lint, typecheck, tests, wheels, docs
     }
     if not argv or argv[0] not in (*commands, "nox"):
         print(__doc__)

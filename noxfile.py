@@ -45,7 +45,7 @@ TEST_DEPS = [
     "pymysql>=1.1",
 ]
 
-nox.options.sessions = ["lint", "tests", "wheels", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "docs"]
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
@@ -172,13 +172,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the import packages."""
     _install_all(session)
     session.install("mypy>=1.10", "django-stubs>=5.0", "types-PyMySQL", "types-tqdm")
-    for package in (
-        "taskkit-core/src/taskkit",
-        "taskkit-testing/src/taskkit_testing",
-        "taskkit-redis/src/taskkit_redis",
-        "taskkit-django/src/taskkit_django",
+    for dist, package in (
+        ("taskkit-core", "src/taskkit"),
+        ("taskkit-testing", "src/taskkit_testing"),
+        ("taskkit-redis", "src/taskkit_redis"),
+        ("taskkit-django", "src/taskkit_django"),
     ):
-        session.run("mypy", "--strict", package)
+        # From each distribution's directory, so its own [tool.mypy] settings apply.
+        with session.chdir(dist):
+            session.run("mypy", "--strict", package)
 
 
 @nox.session(python=DEFAULT_PYTHON)
