@@ -155,7 +155,10 @@ class Result:
             raise ValueError("timeout must be >= 0 or None")
         backend = self._kit.backend
         deadline = None if timeout is None else time.monotonic() + timeout
-        outcome = backend.get_outcome(self.task_id)
+        # wait_for_outcome looks first and returns at once for a finished or unknown task.
+        outcome = backend.wait_for_outcome(
+            self.task_id, _MAX_WAIT_SLICE if timeout is None else min(timeout, _MAX_WAIT_SLICE)
+        )
         while outcome is not None and not outcome.state.finished:
             remaining = _MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
