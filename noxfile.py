@@ -36,6 +36,7 @@ SUITES = [
     "taskkit-django/tests",
     EXAMPLE_BACKEND,
     "integration",
+    "bench/tests",  # a smoke run of the benchmark harness: no timings asserted
 ]
 TEST_DEPS = [
     "pytest>=7",
