@@ -40,6 +40,7 @@ SUITES = [
 ]
 TEST_DEPS = [
     "pytest>=7",
+    "tqdm>=4.60",
     "hypothesis>=6.80",
     "msgpack>=1.0",
     "psycopg[binary]>=3.1",
