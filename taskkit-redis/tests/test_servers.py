@@ -174,6 +174,11 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Redis
         "2",
         "-subj",
         "/CN=test-ca",
+        # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA needs key usage.
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
         "-keyout",
         "ca.key",
         "-out",
@@ -193,7 +198,14 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Redis
         "server.csr",
         cwd=d,
     )
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    (d / "san.ext").write_text(
+        "subjectAltName=DNS:localhost\n"
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+        "subjectKeyIdentifier=hash\n"
+    )
     _openssl(
         "x509",
         "-req",
