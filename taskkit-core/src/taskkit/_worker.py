@@ -27,7 +27,7 @@ from datetime import tzinfo
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._task import Claim, LeaseStatus, Task
+from ._task import Claim, LeaseStatus
 from ._validation import truncate_text, validate_payload
 from .clock import measure_offset
 from .context import TaskContext, _set_current
@@ -619,7 +619,3 @@ def worker_main(kit: Kit, spec: WorkerSpec, worker_id: str) -> None:
     logging.shutdown()
     # os._exit: stuck daemon threads must not hold the process open.
     os._exit(code)
-
-
-def describe(task: Task) -> str:
-    return f"{task.id} ({task.group}/{task.name})"

@@ -310,7 +310,43 @@ def _check_policy(owner: str, value: object) -> DuplicationPolicy:
     return cast(DuplicationPolicy, value)
 
 
-class RegularSchedule:
+class _EngineSchedule:
+    """What RegularSchedule and CronSchedule share: a cron engine, a zone, immutability."""
+
+    __slots__ = ()
+    _engine: _CronEngine
+    tzinfo: TzInfo | None
+    duplication_policy: DuplicationPolicy
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def next_after(self, t: float, tz: TzInfo) -> float | None:
+        """The first point strictly after ``t``."""
+        return self._engine.next_after(t, self.tzinfo or tz)
+
+    def previous_at_or_before(self, t: float, tz: TzInfo) -> float | None:
+        """The last point at or before ``t``."""
+        return self._engine.previous_at_or_before(t, self.tzinfo or tz)
+
+    @property
+    def follows_wall_clock(self) -> bool:
+        """True when the schedule names times of day (see the class docstring)."""
+        return self._engine.wall_clock
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._engine.expression, self.tzinfo, self.duplication_policy)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+class RegularSchedule(_EngineSchedule):
     """Fires at every time whose fields all match (taskkit 0.2's schedule, 1-second steps).
 
     Each field is ``'*'`` or None (any value), an int, or a set of ints:
@@ -427,36 +463,9 @@ class RegularSchedule:
         engine.check()
         object.__setattr__(self, "_engine", engine)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("RegularSchedule is immutable")
-
-    def next_after(self, t: float, tz: TzInfo) -> float | None:
-        """The first point strictly after ``t``."""
-        return self._engine.next_after(t, self.tzinfo or tz)
-
-    def previous_at_or_before(self, t: float, tz: TzInfo) -> float | None:
-        """The last point at or before ``t``."""
-        return self._engine.previous_at_or_before(t, self.tzinfo or tz)
-
-    @property
-    def follows_wall_clock(self) -> bool:
-        """True when the schedule names times of day (hours and minutes both restricted)."""
-        return self._engine.wall_clock
-
     def get_timezone(self) -> TzInfo | None:
         """The schedule's own zone (taskkit 0.2 API)."""
         return self.tzinfo
-
-    def _key(self) -> tuple[object, ...]:
-        return (self._engine.expression, self.tzinfo, self.duplication_policy)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RegularSchedule):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -492,7 +501,7 @@ _ALIASES: Final = {
 }
 
 
-class CronSchedule:
+class CronSchedule(_EngineSchedule):
     """A cron expression, evaluated by the ``cronsim`` library.
 
     Accepts the 5 classic fields (minute hour day-of-month month day-of-week; Sunday is 0 or
@@ -546,33 +555,6 @@ class CronSchedule:
     def from_expression(cls, expression: str, tz: TzInfo | None = None) -> CronSchedule:
         """Build from an expression; the factory registered as schedule kind ``"cron"``."""
         return cls(expression, tz)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("CronSchedule is immutable")
-
-    def next_after(self, t: float, tz: TzInfo) -> float | None:
-        """The first point strictly after ``t``."""
-        return self._engine.next_after(t, self.tzinfo or tz)
-
-    def previous_at_or_before(self, t: float, tz: TzInfo) -> float | None:
-        """The last point at or before ``t``."""
-        return self._engine.previous_at_or_before(t, self.tzinfo or tz)
-
-    @property
-    def follows_wall_clock(self) -> bool:
-        """True when the expression names times of day (see the class docstring)."""
-        return self._engine.wall_clock
-
-    def _key(self) -> tuple[object, ...]:
-        return (self._engine.expression, self.tzinfo, self.duplication_policy)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CronSchedule):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
     def __repr__(self) -> str:
         tz = "" if self.tzinfo is None else f", tzinfo={self.tzinfo!r}"
