@@ -134,9 +134,14 @@ def test_result_get_honours_its_timeout_without_workers(env: Env) -> None:
         assert 0.5 <= elapsed <= 1.0, elapsed
 
 
-def test_paused_worker_cannot_overwrite_newer_outcomes(env: Env) -> None:
-    """F3: SIGSTOP a worker past its lease, then SIGCONT: its late writes are fenced off."""
-    fleet = env.start_fleet(processes=2, threads=4)
+@pytest.mark.parametrize("prefetch", [None, 4], ids=["default", "prefetch"])
+def test_paused_worker_cannot_overwrite_newer_outcomes(env: Env, prefetch: int | None) -> None:
+    """F3: SIGSTOP a worker past its lease, then SIGCONT: its late writes are fenced off.
+
+    With prefetch forced on, the paused worker also holds claimed tasks it had not started:
+    on waking it must hand them back, not run them (or they would run twice as well).
+    """
+    fleet = env.start_fleet(processes=2, threads=4, prefetch=prefetch)
     kit = env.kit()
     results = _enqueue(env, _n(40), (1500, 2500))
     wait_until(lambda: len(read_ledger(env.ledger).starts) >= 8, 30)

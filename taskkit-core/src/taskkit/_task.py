@@ -116,6 +116,26 @@ class Claim:
     worker_id: str
 
 
+#: The primitives that end a claim, as named on :class:`taskkit.backend.Backend`.
+OutcomeAction = Literal["complete", "retry", "fail", "discard", "acknowledge_cancel"]
+
+
+@dataclass(frozen=True)
+class OutcomeWrite:
+    """One outcome for :meth:`taskkit.backend.Backend.record_outcomes` to write.
+
+    :ivar claim: the claim it ends; the write is fenced by its token.
+    :ivar action: the primitive it stands for.
+    :ivar value: the encoded result (``complete``), or the error / reason text (the others).
+    :ivar due: the new due time (``retry`` only).
+    """
+
+    claim: Claim
+    action: OutcomeAction
+    value: bytes | str
+    due: float | None = None
+
+
 @dataclass(frozen=True)
 class ClaimBatch:
     """The answer of :meth:`taskkit.backend.Backend.claim`.

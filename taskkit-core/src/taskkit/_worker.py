@@ -2,8 +2,11 @@
 
 Threads of a worker:
 
-* per group, one **claimer** that claims as many tasks as it has idle executor threads and
-  otherwise blocks in ``backend.wait_for_work`` (no polling loop), and N **executors**;
+* per group, one **claimer** that keeps its N **executors** supplied: it claims for idle
+  executors at once and, while the group's tasks are short, keeps a small buffer of claimed
+  tasks ahead of them (prefetch), so executors do not wait on a claim's round trip; with
+  nothing claimable it blocks in ``backend.wait_for_work`` (no polling loop);
+* one **recorder** that writes finished tasks' outcomes in batches (``_recorder``);
 * one **keeper** that renews leases every heartbeat, enforces time limits and cancellations,
   and applies control events;
 * one thread per **scheduler**.
@@ -22,24 +25,26 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._task import Claim, LeaseStatus
+from ._recorder import OutcomeRecorder, PendingOutcome
+from ._task import Claim, LeaseStatus, OutcomeAction, OutcomeWrite
 from ._validation import truncate_text, validate_payload
 from .clock import measure_offset
 from .context import TaskContext, _set_current
 from .errors import (
     DiscardTask,
-    LeaseLost,
     PayloadTooLarge,
     TaskCancelled,
     TaskTimeout,
 )
 
 if TYPE_CHECKING:
+    from ._task import Task
     from .kit import Kit
     from .schedule import ScheduleEntry
 
@@ -49,6 +54,10 @@ log = logging.getLogger("taskkit.worker")
 EXIT_OK = 0  # asked to stop (signal or shutdown event): do not restart
 EXIT_RECYCLE = 75  # stopped itself to shed a stuck thread: restart
 EXIT_SETUP_FAILED = 3  # could not start: restart with back-off
+
+#: Automatic prefetch buffers tasks only while the group's tasks take less than this on
+#: average (seconds): a long task must not hold buffered tasks that an idle worker could run.
+PREFETCH_MAX_AVERAGE = 0.05
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,9 @@ class _InFlight:
     in_handler: bool = False
     async_raised: bool = False
     stuck: bool = False
+    recording: bool = False  # its outcome is on the way to the backend
+    #: ``time.monotonic()`` value at which the lease (as last known) expires.
+    lease_deadline: float = float("inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -86,7 +98,10 @@ class _GroupRunner:
         self.worker = worker
         self.group = group
         self.size = threads
-        self.idle = threads
+        self.busy = 0  # executors running a task
+        # Moving average of the group's task durations, in seconds. It starts at the
+        # prefetch threshold: no prefetch until tasks have shown that they are short.
+        self.average = PREFETCH_MAX_AVERAGE
         self.cond = threading.Condition()
         self.queue: queue.SimpleQueue[Claim | None] = queue.SimpleQueue()
         self.stopped = threading.Event()  # this group only (a shutdown event for the group)
@@ -106,12 +121,33 @@ class _GroupRunner:
     def replace_stuck_executor(self) -> None:
         """A thread is stuck in a handler for good: give the pool a fresh one."""
         with self.cond:
-            self.idle += 1
+            # The stuck thread still counts as busy; should it ever return, it simply
+            # serves on as one of the now ``size`` threads.
+            self.size += 1
             self.cond.notify_all()
         self.add_executor()
 
     def _claiming(self) -> bool:
         return not (self.worker.stopping.is_set() or self.stopped.is_set())
+
+    def _prefetch(self) -> int:
+        """How many claimed tasks may wait in the buffer beyond the executors' own."""
+        setting = self.worker.kit.config.prefetch
+        if setting is not None:
+            return setting
+        return self.size if self.average < PREFETCH_MAX_AVERAGE else 0
+
+    def _wanted(self) -> int:
+        """Tasks to claim now (0: wait). Call with ``cond`` held."""
+        buffered = self.queue.qsize()
+        idle = self.size - self.busy
+        prefetch = self._prefetch()
+        room = idle + prefetch - buffered
+        # Claim at once for idle executors; refill the prefetch buffer once it is half empty,
+        # so claims come in batches rather than one per finished task.
+        if room > 0 and (buffered < idle or buffered <= prefetch // 2):
+            return room
+        return 0
 
     def _claim_loop(self) -> None:
         worker = self.worker
@@ -119,9 +155,10 @@ class _GroupRunner:
         error_delay = 0.1
         while self._claiming():
             with self.cond:
-                while self.idle == 0 and self._claiming():
+                wanted = self._wanted()
+                while wanted == 0 and self._claiming():
                     self.cond.wait(1.0)
-                free = self.idle
+                    wanted = self._wanted()
             if not self._claiming():
                 break
             if worker.is_paused(self.group):
@@ -131,7 +168,7 @@ class _GroupRunner:
                 batch = worker.backend.claim(
                     self.group,
                     worker.worker_id,
-                    free,
+                    wanted,
                     config.lease_seconds,
                     config.max_deliveries,
                 )
@@ -147,8 +184,6 @@ class _GroupRunner:
                         "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
                     )
                 if batch.claims:
-                    with self.cond:
-                        self.idle -= len(batch.claims)
                     for claim in batch.claims:
                         worker.track(claim)
                         self.queue.put(claim)
@@ -180,9 +215,6 @@ class _GroupRunner:
                 leftovers.append(queued)
         if leftovers:
             worker.hand_back(leftovers)
-            with self.cond:
-                self.idle += len(leftovers)
-                self.cond.notify_all()
         for _ in range(self.size):
             self.queue.put(None)
 
@@ -191,13 +223,18 @@ class _GroupRunner:
             claim = self.queue.get()
             if claim is None:
                 return
+            with self.cond:
+                self.busy += 1
+                self.cond.notify_all()  # the buffer shrank: the claimer may refill it
+            started = time.monotonic()
             try:
                 self.worker.execute(claim)
             except BaseException:
                 log.exception("unexpected error around task %s", claim.task.id)
             finally:
                 with self.cond:
-                    self.idle += 1
+                    self.busy -= 1
+                    self.average += (time.monotonic() - started - self.average) * 0.2
                     self.cond.notify_all()
 
 
@@ -223,6 +260,9 @@ class Worker:
         self._runners: dict[str, _GroupRunner] = {}
         self._scheduler_stop = threading.Event()
         self._control_seq = 0
+        self._recorder = OutcomeRecorder(
+            self.backend, give_up_after=kit.config.lease_seconds / 2, stop_now=self.stop_now
+        )
 
     # ------------------------------------------------------------------ clock
 
@@ -270,6 +310,7 @@ class Worker:
         groups = list(self.spec.threads)
         self.kit._call_hook("taskkit_worker_started", worker_id=self.worker_id, groups=groups)
         log.info("worker %s started: groups %s", self.worker_id, self.spec.threads or "none")
+        self._recorder.start()
         for group, count in self.spec.threads.items():
             runner = _GroupRunner(self, group, count)
             self._runners[group] = runner
@@ -279,6 +320,7 @@ class Worker:
         self.stopping.wait()
         self._scheduler_stop.set()
         self._drain()
+        self._recorder.close(timeout=self.kit.config.lease_seconds)
         self.kit._call_hook("taskkit_worker_stopped", worker_id=self.worker_id)
         log.info("worker %s stopped", self.worker_id)
         return self.exit_code
@@ -312,7 +354,7 @@ class Worker:
                 if remaining <= 0:
                     break
                 self._inflight_lock.wait(min(remaining, 0.5))
-            left = [e.claim for e in self._inflight.values() if not e.stuck]
+            left = [e.claim for e in self._inflight.values() if not (e.stuck or e.recording)]
         if left:
             log.warning("worker %s: handing back %d unfinished task(s)", self.worker_id, len(left))
             self.hand_back(left)
@@ -321,20 +363,21 @@ class Worker:
         return any(not e.stuck for e in self._inflight.values())
 
     def hand_back(self, claims: list[Claim]) -> None:
+        """Release unstarted (or abandoned) claims to the queue; they are no longer in flight."""
         try:
             self.backend.release(claims)
         except Exception:
             log.exception("could not hand back %d task(s); their leases will expire", len(claims))
+        for claim in claims:
+            self._untrack(claim)
 
     # ------------------------------------------------------------------ in-flight bookkeeping
 
     def track(self, claim: Claim) -> None:
-        timeout = claim.task.timeout or self.kit.config.default_timeout
-        context = TaskContext(claim.task)
-        if timeout is not None:
-            context.deadline = time.monotonic() + timeout
+        entry = _InFlight(claim, TaskContext(claim.task))
+        entry.lease_deadline = time.monotonic() + claim.lease_expires - self.backend_now()
         with self._inflight_lock:
-            self._inflight[claim.token] = _InFlight(claim, context)
+            self._inflight[claim.token] = entry
 
     def _untrack(self, claim: Claim) -> None:
         with self._inflight_lock:
@@ -355,8 +398,20 @@ class Worker:
         if self.stopping.is_set():
             # Shutting down: do not start new work, hand it back instead.
             self.hand_back([claim])
-            self._untrack(claim)
             return
+        if entry.context.cancelled:
+            # Cancelled while it waited in the prefetch buffer: never start it.
+            self._finish(entry, "acknowledge_cancel", "cancelled")
+            return
+        if time.monotonic() >= entry.lease_deadline:
+            # Its lease ran out while it waited (the process was paused, or the keeper could
+            # not renew): another worker may own it now. Release it (a no-op if so).
+            log.info("task %s: lease expired before it started; handing it back", task.id)
+            self.hand_back([claim])
+            return
+        timeout = task.timeout or self.kit.config.default_timeout
+        if timeout is not None:
+            entry.context.deadline = time.monotonic() + timeout
         entry.thread_id = threading.get_ident()
         _set_current(entry.context)
         self.kit._call_hook("taskkit_task_started", task=task, worker_id=self.worker_id)
@@ -374,25 +429,19 @@ class Worker:
                     if entry.async_raised:
                         _async_raise(entry.thread_id, None)
         except TaskCancelled:
-            self._record(entry, "acknowledge_cancel", "cancelled")
+            self._finish(entry, "acknowledge_cancel", "cancelled")
         except TaskTimeout:
-            limit = task.timeout or self.kit.config.default_timeout
-            message = f"timed out after {limit}s"
-            if self._record(entry, "fail", message):
-                self.kit._call_hook(
-                    "taskkit_task_failed", task=task, exception=None, message=message
-                )
+            message = f"timed out after {timeout}s"
+            self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message))
         except DiscardTask as exc:
             reason = str(exc) or "discarded by the handler"
-            if self._record(entry, "discard", reason):
-                self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+            self._finish(entry, "discard", reason, hook=self._discarded_hook(task, reason))
         except BaseException as exc:
             self._on_failure(entry, exc)
         else:
             self._on_success(entry, value, time.monotonic() - started)
         finally:
             _set_current(None)
-            self._untrack(claim)
 
     def _on_success(self, entry: _InFlight, value: Any, duration: float) -> None:
         task = entry.claim.task
@@ -402,34 +451,33 @@ class Worker:
             )
         except PayloadTooLarge as exc:
             message = f"result too large: {exc}"
-            if self._record(entry, "fail", message):
-                self.kit._call_hook(
-                    "taskkit_task_failed", task=task, exception=exc, message=message
-                )
+            self._finish(entry, "fail", message, hook=self._failed_hook(task, exc, message))
             return
         except Exception as exc:
             message = "result could not be encoded:\n" + self._traceback(exc)
-            if self._record(entry, "fail", message):
-                self.kit._call_hook(
-                    "taskkit_task_failed", task=task, exception=exc, message=message
-                )
+            self._finish(entry, "fail", message, hook=self._failed_hook(task, exc, message))
             return
-        if self._record(entry, "complete", encoded):
-            self.kit._call_hook("taskkit_task_succeeded", task=task, duration=duration)
+        self._finish(
+            entry,
+            "complete",
+            encoded,
+            hook=lambda: self.kit._call_hook(
+                "taskkit_task_succeeded", task=task, duration=duration
+            ),
+        )
 
     def _on_failure(self, entry: _InFlight, exc: BaseException) -> None:
         task = entry.claim.task
         if entry.context.cancelled:
             # A cancel is pending: never retry a task its owner asked to stop.
-            self._record(entry, "acknowledge_cancel", "cancelled")
+            self._finish(entry, "acknowledge_cancel", "cancelled")
             return
         text = self._traceback(exc)
         try:
             interval = self.handler.get_retry_interval(task, exc)  # type: ignore[arg-type]
         except DiscardTask as discard:
             reason = str(discard) or "discarded by get_retry_interval"
-            if self._record(entry, "discard", reason):
-                self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+            self._finish(entry, "discard", reason, hook=self._discarded_hook(task, reason))
             return
         except Exception:
             log.exception("get_retry_interval raised for task %s; failing it", task.id)
@@ -440,52 +488,62 @@ class Worker:
             log.error("get_retry_interval returned %r (not seconds >= 0); failing task", interval)
             interval = None
         if interval is None:
-            if self._record(entry, "fail", text):
-                self.kit._call_hook("taskkit_task_failed", task=task, exception=exc, message=text)
+            self._finish(entry, "fail", text, hook=self._failed_hook(task, exc, text))
             return
-        due = self.backend_now() + float(interval)
-        if self._record(entry, "retry", due, text):
-            self.kit._call_hook(
-                "taskkit_task_retried", task=task, exception=exc, delay=float(interval)
-            )
+        delay = float(interval)
+        self._finish(
+            entry,
+            "retry",
+            text,
+            due=self.backend_now() + delay,
+            hook=lambda: self.kit._call_hook(
+                "taskkit_task_retried", task=task, exception=exc, delay=delay
+            ),
+        )
+
+    def _failed_hook(
+        self, task: Task, exc: BaseException | None, message: str
+    ) -> Callable[[], None]:
+        return lambda: self.kit._call_hook(
+            "taskkit_task_failed", task=task, exception=exc, message=message
+        )
+
+    def _discarded_hook(self, task: Task, reason: str) -> Callable[[], None]:
+        return lambda: self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
 
     def _traceback(self, exc: BaseException) -> str:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return truncate_text(text, self.kit.config.max_error_size)
 
-    def _record(self, entry: _InFlight, primitive: str, *args: Any) -> bool:
-        """Write an outcome, fenced by the claim's token; retried while the backend is down.
+    def _finish(
+        self,
+        entry: _InFlight,
+        action: OutcomeAction,
+        value: bytes | str,
+        *,
+        due: float | None = None,
+        hook: Callable[[], None] | None = None,
+        now: bool = False,
+    ) -> None:
+        """Hand the task's outcome to the recorder (``now``: write it on this thread).
 
-        Gives up before the lease would expire anyway: the task then runs again elsewhere
-        (at-least-once) instead of staying "running" forever under a live worker.
+        The task stays in flight until the outcome is written. Nothing happens for a task the
+        keeper already failed as stuck: its thread's late outcome must not overwrite that.
         """
+        with entry.lock:
+            if entry.stuck or entry.recording:
+                return
+            entry.recording = True
         claim = entry.claim
-        if entry.stuck:
-            return False  # the keeper already failed it
-        write = getattr(self.backend, primitive)
-        give_up = time.monotonic() + self.kit.config.lease_seconds / 2
-        delay = 0.05
-        while True:
-            try:
-                write(claim, *args)
-                return True
-            except LeaseLost:
-                log.warning(
-                    "task %s: lease lost before its outcome was written; another worker owns it",
-                    claim.task.id,
-                )
-                return False
-            except Exception:
-                if time.monotonic() + delay > give_up or self.stop_now.is_set():
-                    log.exception(
-                        "task %s: could not record its outcome; it will run again after its "
-                        "lease expires",
-                        claim.task.id,
-                    )
-                    return False
-                log.warning("task %s: recording the outcome failed; retrying", claim.task.id)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        pending = PendingOutcome(
+            OutcomeWrite(claim, action, value, due),
+            on_applied=hook,
+            on_settled=lambda: self._untrack(claim),
+        )
+        if now:
+            self._recorder.write_now(pending)
+        else:
+            self._recorder.submit(pending)
 
     # ------------------------------------------------------------------ the keeper
 
@@ -512,10 +570,14 @@ class Worker:
             entries = [e for e in self._inflight.values() if not e.stuck]
         if not entries:
             return
+        asked = time.monotonic()
         statuses = self.backend.renew([e.claim for e in entries], self.kit.config.lease_seconds)
         with self._inflight_lock:
             still_running = set(self._inflight)
         for entry, status in zip(entries, statuses):
+            entry.lease_deadline = (
+                0.0 if status is LeaseStatus.LOST else asked + self.kit.config.lease_seconds
+            )
             if status is LeaseStatus.LOST and entry.claim.token in still_running:
                 # (A task that finished between the snapshot and the renewal is no news.)
                 log.warning("task %s: lease lost (reclaimed elsewhere)", entry.claim.task.id)
@@ -537,7 +599,7 @@ class Worker:
             entries = list(self._inflight.values())
         for entry in entries:
             deadline = entry.context.deadline
-            if deadline is None or entry.stuck or now < deadline:
+            if deadline is None or entry.stuck or entry.recording or now < deadline:
                 continue
             if not entry.context.timed_out.is_set():
                 log.warning("task %s: time limit exceeded; interrupting it", entry.claim.task.id)
@@ -553,8 +615,7 @@ class Worker:
             "not stop (blocked outside Python?)"
         )
         log.error("task %s: %s", task.id, message)
-        if self._record(entry, "fail", message):
-            self.kit._call_hook("taskkit_task_failed", task=task, exception=None, message=message)
+        self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message), now=True)
         entry.stuck = True
         with self._inflight_lock:
             self._inflight_lock.notify_all()

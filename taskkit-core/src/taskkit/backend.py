@@ -33,11 +33,21 @@ from ._task import (
     ControlKind,
     LeaseStatus,
     Outcome,
+    OutcomeWrite,
     QueueStats,
     Task,
 )
+from .errors import LeaseLost
 
 __all__ = ["Backend"]
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class Backend(abc.ABC):
@@ -189,6 +199,37 @@ class Backend(abc.ABC):
 
         :raises LeaseLost: the token is stale; nothing changed.
         """
+
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        """Write several outcomes, each exactly as its primitive would, ideally in one round trip.
+
+        Workers batch the outcomes that finish while a write is in flight, so a busy worker
+        pays one round trip for many tasks. Each write is fenced by its own claim's token and
+        atomic on its own; the batch as a whole need not be.
+
+        The default calls the primitives one by one; a backend overrides it to do better.
+
+        :return: for each write, True if it was applied, False if its token was stale.
+        :raises: whatever a primitive raises other than :class:`~taskkit.errors.LeaseLost`
+            (the caller then cannot tell which writes were applied, and retries them: a write
+            applied earlier then answers False).
+        """
+        applied = []
+        for write in writes:
+            try:
+                if write.action == "retry":
+                    if write.due is None:
+                        raise ValueError("a retry needs a due time")
+                    self.retry(write.claim, write.due, _as_text(write.value))
+                elif write.action == "complete":
+                    self.complete(write.claim, _as_bytes(write.value))
+                else:
+                    getattr(self, write.action)(write.claim, _as_text(write.value))
+            except LeaseLost:
+                applied.append(False)
+            else:
+                applied.append(True)
+        return applied
 
     @abc.abstractmethod
     def release(self, claims: Sequence[Claim]) -> None:

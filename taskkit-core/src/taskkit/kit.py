@@ -75,6 +75,10 @@ class KitConfig:
     :ivar max_error_size: cap on stored error text, in bytes (longer text is truncated).
     :ivar max_idle_wait: the longest a claimer sleeps between claims when nothing notifies it.
     :ivar control_interval: how often workers look for control events.
+    :ivar prefetch: claimed tasks a group may hold ready beyond its busy threads, so its
+        threads never wait on a claim's round trip. None (the default): as many as the group
+        has threads while its tasks take under 50 ms on average, none otherwise (a long task
+        must not hold others that an idle worker could run). 0 turns prefetch off.
     """
 
     lease_seconds: float = 30.0
@@ -88,6 +92,7 @@ class KitConfig:
     max_error_size: int = DEFAULT_MAX_ERROR_SIZE
     max_idle_wait: float = 5.0
     control_interval: float = 1.0
+    prefetch: int | None = None
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0:
@@ -96,6 +101,8 @@ class KitConfig:
             0 < self.heartbeat_interval < self.lease_seconds
         ):
             raise ConfigurationError("heartbeat_interval must be > 0 and < lease_seconds")
+        if self.prefetch is not None and (isinstance(self.prefetch, bool) or self.prefetch < 0):
+            raise ConfigurationError("prefetch must be an int >= 0 or None")
         if self.max_deliveries < 1:
             raise ConfigurationError("max_deliveries must be >= 1")
         if self.default_timeout is not None and self.default_timeout <= 0:

@@ -20,7 +20,6 @@ GROUP_SCRIPTS = (
     "claim",
     "renew",
     "finish",
-    "retry",
     "release",
     "release_worker",
     "cancel",

@@ -31,6 +31,7 @@ from taskkit import (
     ControlEvent,
     LeaseStatus,
     Outcome,
+    OutcomeWrite,
     QueueStats,
     Task,
 )
@@ -73,6 +74,14 @@ _UNAVAILABLE = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
 )
+
+#: The finished state and the record field of each terminal outcome action.
+_FINISHED_STATE = {
+    "complete": ("succeeded", "r"),
+    "fail": ("failed", "e"),
+    "discard": ("discarded", "e"),
+    "acknowledge_cancel": ("cancelled", "e"),
+}
 
 _LEASE_STATUS = {0: LeaseStatus.LOST, 1: LeaseStatus.OK, 2: LeaseStatus.CANCEL_REQUESTED}
 
@@ -384,39 +393,49 @@ class RedisBackend(Backend):
             self._note_worker(worker_id, groups)
         return statuses
 
-    def _finish(self, claim: Claim, state: str, field: str, value: bytes | str) -> None:
-        task = claim.task
-        done = self._group_call(
-            self._scripts.finish, task.group, task.id, claim.token, state, field, value
-        )
-        if not done:
-            raise LeaseLost(f"task {task.id!r}: the claim's token is stale")
-        self._expire_index([(task.id, task.ttl)])
-
     @_translate_errors
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        # One script call per group (a worker's batch is almost always one group).
+        applied = [False] * len(writes)
+        finished: list[tuple[str, float]] = []
+        for group, indexes in self._by_group([w.claim for w in writes]).items():
+            args: list[Any] = []
+            for i in indexes:
+                write = writes[i]
+                task = write.claim.task
+                if write.action == "retry":
+                    if write.due is None:
+                        raise ValueError("a retry needs a due time")
+                    state, field = "queued", repr(float(write.due))
+                else:
+                    state, field = _FINISHED_STATE[write.action]
+                args += [task.id, write.claim.token, state, field, write.value]
+            answers = _text(self._group_call(self._scripts.finish, group, *args))
+            for i, answer in zip(indexes, answers):
+                applied[i] = answer == "1"
+                if applied[i] and writes[i].action != "retry":
+                    finished.append((writes[i].claim.task.id, writes[i].claim.task.ttl))
+        self._expire_index(finished)
+        return applied
+
+    def _write_one(self, write: OutcomeWrite) -> None:
+        if not self.record_outcomes([write])[0]:
+            raise LeaseLost(f"task {write.claim.task.id!r}: the claim's token is stale")
+
     def complete(self, claim: Claim, result: bytes) -> None:
-        self._finish(claim, "succeeded", "r", result)
+        self._write_one(OutcomeWrite(claim, "complete", result))
 
-    @_translate_errors
     def retry(self, claim: Claim, due: float, error: str) -> None:
-        task = claim.task
-        done = self._group_call(
-            self._scripts.retry, task.group, task.id, claim.token, repr(float(due)), error
-        )
-        if not done:
-            raise LeaseLost(f"task {task.id!r}: the claim's token is stale")
+        self._write_one(OutcomeWrite(claim, "retry", error, due))
 
-    @_translate_errors
     def fail(self, claim: Claim, error: str) -> None:
-        self._finish(claim, "failed", "e", error)
+        self._write_one(OutcomeWrite(claim, "fail", error))
 
-    @_translate_errors
     def discard(self, claim: Claim, reason: str) -> None:
-        self._finish(claim, "discarded", "e", reason)
+        self._write_one(OutcomeWrite(claim, "discard", reason))
 
-    @_translate_errors
     def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
-        self._finish(claim, "cancelled", "e", reason)
+        self._write_one(OutcomeWrite(claim, "acknowledge_cancel", reason))
 
     @_translate_errors
     def release(self, claims: Sequence[Claim]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from taskkit import Backend, Claim, LeaseLost, LeaseStatus, Outcome, TaskState
+from taskkit import Backend, Claim, LeaseLost, LeaseStatus, Outcome, OutcomeWrite, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
 from ..helpers import TaskMaker, violated
@@ -151,3 +151,63 @@ class FencingTests(KitTestBase):
             backend.complete(ghost, b"")
             pytest.fail(violated("complete() of a task that does not exist was accepted"))
         assert backend.get_outcome(ghost.task.id) is None
+
+    def test_record_outcomes_writes_each_like_its_primitive(
+        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        first, stale, second, current = self._stale_and_current(backends, tasks, timing)
+        other_group = f"{tasks.group}-b"
+        batch = tasks.many(3) + tasks.many(2, group=other_group)
+        first.put(batch)
+        claims = first.claim(tasks.group, "w1", 3, timing.long_lease, 3).claims
+        claims += first.claim(other_group, "w1", 2, timing.long_lease, 3).claims
+        assert len(claims) == 5
+        due = timing.now() + timing.future
+        writes = [
+            OutcomeWrite(claims[0], "complete", b"\x00one\xff"),
+            OutcomeWrite(claims[1], "fail", "Traceback: two"),
+            OutcomeWrite(stale, "complete", b"stale"),
+            OutcomeWrite(claims[2], "retry", "three again", due),
+            OutcomeWrite(claims[3], "discard", "four unknown"),
+            OutcomeWrite(claims[4], "acknowledge_cancel", "five stopped"),
+        ]
+        assert first.record_outcomes(writes) == [True, True, False, True, True, True], violated(
+            "record_outcomes must answer True for each applied write and False for a stale token"
+        )
+        expected = {
+            claims[0].task.id: (TaskState.SUCCEEDED, b"\x00one\xff", None),
+            claims[1].task.id: (TaskState.FAILED, None, "Traceback: two"),
+            claims[2].task.id: (TaskState.QUEUED, None, "three again"),
+            claims[3].task.id: (TaskState.DISCARDED, None, "four unknown"),
+            claims[4].task.id: (TaskState.CANCELLED, None, "five stopped"),
+        }
+        for task_id, (state, result, error) in expected.items():
+            outcome = first.get_outcome(task_id)
+            assert outcome is not None and outcome.state is state, violated(
+                f"record_outcomes must leave the task {state.value}, as its primitive does"
+            )
+            if result is not None:
+                assert outcome.result == result, violated("a result must be stored byte for byte")
+            assert outcome.error == error, violated("record_outcomes must keep the error text")
+        retried = first.get_outcome(claims[2].task.id)
+        assert retried is not None and retried.task.retry_count == 1
+        assert abs(retried.task.due - due) < 1e-3, violated("a batched retry keeps its due time")
+        untouched = second.get_outcome(current.task.id)
+        assert untouched is not None and untouched.state is TaskState.RUNNING, violated(
+            "a stale write in a batch must change nothing"
+        )
+        second.complete(current, b"fresh")
+
+    def test_record_outcomes_applies_a_claim_once(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing
+    ) -> None:
+        task = tasks.one()
+        backend.put([task])
+        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        twice = [OutcomeWrite(claim, "complete", b"first"), OutcomeWrite(claim, "fail", "second")]
+        assert backend.record_outcomes(twice) == [True, False], violated(
+            "a claim's token is stale once one outcome of it is written, even within one batch"
+        )
+        outcome = backend.get_outcome(task.id)
+        assert outcome is not None and outcome.result == b"first"
+        assert backend.record_outcomes([]) == []

@@ -1,0 +1,139 @@
+"""The outcome recorder: one thread per worker that writes finished tasks' outcomes in batches.
+
+An executor that finishes a task hands its outcome here and goes on to the next task; the
+recorder writes every outcome that arrived while its previous write was in flight with one
+:meth:`~taskkit.backend.Backend.record_outcomes` call. An idle worker's outcome is written at
+once (no waiting to fill a batch), so batching costs no latency; a busy worker pays one round
+trip for many tasks instead of one each.
+
+A task stays in flight (its lease renewed, a graceful shutdown waiting for it) until its
+outcome is written or given up on; the lifecycle hook of an outcome runs only once the
+backend has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._task import OutcomeWrite
+from .backend import Backend
+
+log = logging.getLogger("taskkit.worker")
+
+#: Outcomes written per backend call at most (bounds one call's size and time).
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class PendingOutcome:
+    """An outcome waiting to be written, and what to do once it is."""
+
+    write: OutcomeWrite
+    #: the lifecycle hook to call once the outcome is written (None: none).
+    on_applied: Callable[[], None] | None
+    #: called exactly once, whatever happened: the task is no longer in flight.
+    on_settled: Callable[[], None]
+
+
+class OutcomeRecorder:
+    """Writes outcomes on its own thread; :meth:`write_now` writes one on the caller's thread.
+
+    A failed write is retried with back-off until ``give_up_after`` seconds have passed (half
+    a lease: past that the task runs again elsewhere anyway) or ``stop_now`` is set; then the
+    outcome is dropped with an error and the task runs again after its lease expires.
+    """
+
+    def __init__(
+        self, backend: Backend, *, give_up_after: float, stop_now: threading.Event
+    ) -> None:
+        self._backend = backend
+        self._give_up_after = give_up_after
+        self._stop_now = stop_now
+        self._queue: queue.SimpleQueue[PendingOutcome | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="taskkit-recorder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, pending: PendingOutcome) -> None:
+        """Queue ``pending`` for the next batch."""
+        self._queue.put(pending)
+
+    def write_now(self, pending: PendingOutcome) -> None:
+        """Write ``pending`` on the calling thread (for threads that must know it is done)."""
+        self._settle([pending])
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            closing = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
+            self._settle(batch)
+            if closing:
+                return
+
+    def _settle(self, batch: list[PendingOutcome]) -> None:
+        try:
+            applied = self._write(batch)
+            for pending, ok in zip(batch, applied):
+                if ok:
+                    if pending.on_applied is not None:
+                        pending.on_applied()
+                else:
+                    log.warning(
+                        "task %s: lease lost before its outcome was written; another worker "
+                        "owns it",
+                        pending.write.claim.task.id,
+                    )
+        except Exception:
+            log.exception(
+                "could not record the outcome of %d task(s) (%s); they will run again after "
+                "their leases expire",
+                len(batch),
+                ", ".join(pending.write.claim.task.id for pending in batch[:10]),
+            )
+        finally:
+            for pending in batch:
+                pending.on_settled()
+
+    def _write(self, batch: list[PendingOutcome]) -> list[bool]:
+        writes = [pending.write for pending in batch]
+        give_up = time.monotonic() + self._give_up_after
+        delay = 0.05
+        while True:
+            try:
+                applied = self._backend.record_outcomes(writes)
+            except Exception:
+                if time.monotonic() + delay > give_up or self._stop_now.is_set():
+                    raise
+                log.warning("recording %d outcome(s) failed; retrying", len(writes), exc_info=True)
+                self._stop_now.wait(delay)
+                delay = min(delay * 2, 2.0)
+            else:
+                if len(applied) != len(writes):
+                    raise RuntimeError(
+                        f"{type(self._backend).__name__}.record_outcomes answered "
+                        f"{len(applied)} flags for {len(writes)} outcomes"
+                    )
+                return applied
