@@ -1,0 +1,171 @@
+"""The PostgreSQL flavour of :class:`~taskkit_django.backend.DjangoBackend`.
+
+What differs from the portable ORM code: puts and finishes are one statement each, with their
+``pg_notify`` in the same statement (so a waiter wakes only once the change is visible), and
+waits block on ``LISTEN`` (:mod:`taskkit_django._listen`) instead of backing off.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from django.db import connections
+from taskkit._task import Claim, Outcome, Task, TaskState
+from taskkit.backend import Backend
+
+from . import _db, _listen
+from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
+from .backend import _QUEUED, _RUNNING, DjangoBackend, _chunks
+
+__all__ = ["PostgresBackend"]
+
+
+class PostgresBackend(DjangoBackend):
+    """The PostgreSQL flavour: waits block on ``LISTEN`` instead of backing off."""
+
+    supports_notifications: ClassVar[bool] = True
+
+    def __init__(self, using: str = "default", **options: Any) -> None:
+        super().__init__(using, **options)
+        self._listener = _listen.acquire(using)
+        self._closed = False
+
+    def _notify(self, payloads: Iterable[str]) -> None:
+        payloads = list(payloads)
+        if not payloads:
+            return
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [CHANNEL, payloads]
+            )
+
+    def put(self, tasks: Sequence[Task]) -> list[bool]:
+        if not tasks:
+            return []
+        first: dict[str, int] = {}
+        for i, task in enumerate(tasks):
+            first.setdefault(task.id, i)
+        unique = [tasks[i] for i in sorted(first.values())]
+
+        def op(replaying: bool) -> set[str]:
+            inserted = self._insert_notify(unique)
+            missing = [t.id for t in unique if t.id not in inserted]
+            if missing and self._delete_expired(missing):
+                again = set(missing)
+                inserted |= self._insert_notify([t for t in unique if t.id in again])
+            return inserted
+
+        inserted: set[str] = self._run(op)
+        return [t.id in inserted and first[t.id] == i for i, t in enumerate(tasks)]
+
+    def _insert_notify(self, tasks: Sequence[Task]) -> set[str]:
+        """Insert-or-ignore and NOTIFY in one statement per chunk; the ids it stored.
+
+        PostgreSQL delivers identical notifications of one transaction once, so a bulk put
+        wakes each group's workers once.
+        """
+        stored: set[str] = set()
+        columns = (
+            'id, "group", name, data, state, due, created, scheduled, retry_count, ttl, '
+            "timeout, deliveries, cancel_requested"
+        )
+        row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false)"
+        for chunk in _chunks(tasks):
+            sql = (
+                f"WITH ins AS (INSERT INTO taskkit_task ({columns}) VALUES "  # noqa: S608
+                + ", ".join([row] * len(chunk))
+                + ' ON CONFLICT (id) DO NOTHING RETURNING id, "group") '
+                'SELECT id, pg_notify(%s, %s || "group") FROM ins'
+            )
+            params: list[Any] = []
+            for t in chunk:
+                params += [
+                    t.id,
+                    t.group,
+                    t.name,
+                    t.data,
+                    _QUEUED,
+                    t.due,
+                    t.created,
+                    t.scheduled,
+                    t.retry_count,
+                    t.ttl,
+                    t.timeout,
+                ]
+            params += [CHANNEL, WORK_PREFIX]
+            with connections[self.using].cursor() as cursor:
+                cursor.execute(sql, params)
+                stored.update(r[0] for r in cursor.fetchall())
+        return stored
+
+    def _finish_row(
+        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
+    ) -> bool:
+        # The update and its NOTIFY in one statement, one round trip, one transaction.
+        params: list[Any] = []
+        if self.clock is not None:
+            now_sql = "%s"
+            params.append(self.clock.time())
+        else:
+            now_sql = _db.now_sql(self.using)
+        sql = (
+            "WITH done AS (UPDATE taskkit_task SET state = %s, result = %s, error = %s, "  # noqa: S608
+            f"finished = {now_sql}, expires = {now_sql} + ttl, worker_id = NULL, "
+            "lease_expires = NULL, cancel_requested = false "
+            "WHERE id = %s AND token = %s AND state = %s RETURNING id) "
+            "SELECT pg_notify(%s, %s || id) FROM done"
+        )
+        if self.clock is not None:
+            params.append(self.clock.time())
+        args = [state.value, result, error, *params, claim.task.id, claim.token, _RUNNING]
+        args += [CHANNEL, OUTCOME_PREFIX]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql, args)
+            return len(cursor.fetchall()) > 0
+
+    def _before_claim(self, group: str) -> None:
+        listener = self._listener
+        ident = threading.get_ident()
+        if listener.ensure_started(wait=0.0 if listener.ready else 2.0):
+            self._seen[(group, ident)] = listener.waiters.watch(WORK_PREFIX + group)
+            listener.waiters.unwatch(WORK_PREFIX + group)
+        else:
+            self._seen.pop((group, ident), None)
+
+    def wait_for_work(self, group: str, timeout: float) -> None:
+        seen = self._seen.get((group, threading.get_ident()))
+        if seen is None or not self._listener.ready:
+            time.sleep(max(0.0, min(timeout, 0.05)))
+            return
+        self._listener.waiters.wait(WORK_PREFIX + group, seen, timeout)
+
+    def wait_for_outcome(self, task_id: str, timeout: float) -> Outcome | None:
+        listener = self._listener
+        if not listener.ensure_started(wait=0.0 if listener.ready else 2.0):
+            return Backend.wait_for_outcome(self, task_id, timeout)
+        key = OUTCOME_PREFIX + task_id
+        deadline = time.monotonic() + timeout
+        seen = listener.waiters.watch(key)
+        try:
+            while True:
+                outcome = self.get_outcome(task_id)
+                remaining = deadline - time.monotonic()
+                if outcome is None or outcome.state.finished or remaining <= 0:
+                    return outcome
+                if listener.ready:
+                    listener.waiters.wait(key, seen, remaining)
+                else:
+                    time.sleep(min(0.05, remaining))
+                seen = listener.waiters.watch(key)
+                listener.waiters.unwatch(key)
+        finally:
+            listener.waiters.unwatch(key)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _listen.release(self._listener)
+        super().close()
