@@ -1,8 +1,9 @@
 """The PostgreSQL flavour of :class:`~taskkit_django.backend.DjangoBackend`.
 
-What differs from the portable ORM code: puts and finishes are one statement each, with their
-``pg_notify`` in the same statement (so a waiter wakes only once the change is visible), and
-waits block on ``LISTEN`` (:mod:`taskkit_django._listen`) instead of backing off.
+What differs from the portable ORM code: puts, claims and finishes are one statement each
+(a put or finish with its ``pg_notify`` in the same statement, so a waiter wakes only once
+the change is visible), and waits block on ``LISTEN`` (:mod:`taskkit_django._listen`)
+instead of backing off.
 """
 
 from __future__ import annotations
@@ -13,14 +14,54 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from django.db import connections
-from taskkit._task import Claim, Outcome, Task, TaskState
+from taskkit._task import Claim, ClaimBatch, Outcome, Task, TaskState
 from taskkit.backend import Backend
 
 from . import _db, _listen
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
-from .backend import _QUEUED, _RUNNING, DjangoBackend, _chunks
+from .backend import _QUEUED, _RUNNING, DjangoBackend, _chunks, _earliest, _task_from_values
 
 __all__ = ["PostgresBackend"]
+
+#: The whole claim of queued tasks as one statement (so one round trip and one commit, with no
+#: transaction held open from the client): lock the first ``limit`` due tasks that nobody
+#: else has locked, mark them running under a fresh token each, and report the clock and
+#: what is pending next. The subqueries read the statement's snapshot, taken before the
+#: update: the earliest queued due time leaves out what this claim took, and the earliest
+#: running lease cannot include it.
+_CLAIM_SQL = """
+WITH picked AS (
+    SELECT id FROM taskkit_task
+    WHERE "group" = %(group)s AND state = %(queued)s AND due <= {now}
+    ORDER BY due, created, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE taskkit_task AS t
+    SET state = %(running)s,
+        token = md5(random()::text || clock_timestamp()::text || t.id),
+        worker_id = %(worker)s,
+        lease_expires = {now} + %(lease)s,
+        deliveries = t.deliveries + 1
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.id, t."group", t.name, t.data, t.due, t.created, t.scheduled, t.retry_count,
+        t.ttl, t.timeout, t.deliveries, t.token, t.lease_expires
+)
+SELECT s.now, s.queued_min, s.running_min, c.*
+FROM (
+    SELECT {now} AS now,
+        (SELECT MIN(due) FROM taskkit_task
+         WHERE "group" = %(group)s AND state = %(queued)s
+           AND id NOT IN (SELECT id FROM picked)) AS queued_min,
+        (SELECT MIN(lease_expires) FROM taskkit_task
+         WHERE "group" = %(group)s AND state = %(running)s) AS running_min
+) AS s
+LEFT JOIN claimed AS c ON true
+"""
+_CLAIM_COLUMNS = (
+    "id", "group", "name", "data", "due", "created", "scheduled", "retry_count", "ttl",
+    "timeout", "deliveries", "token", "lease_expires",
+)
 
 
 class PostgresBackend(DjangoBackend):
@@ -41,6 +82,53 @@ class PostgresBackend(DjangoBackend):
             cursor.execute(
                 "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [CHANNEL, payloads]
             )
+
+    def claim(
+        self,
+        group: str,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        max_deliveries: int,
+    ) -> ClaimBatch:
+        # Expired leases (reclaim or dead-letter) and fake clocks take the general path; the
+        # hint that no lease is running out is refreshed by every claim below.
+        if self.clock is not None or limit < 1 or self._may_have_expired(group):
+            return super().claim(group, worker_id, limit, lease_seconds, max_deliveries)
+        self._maybe_sweep()
+
+        def op(replaying: bool) -> ClaimBatch:
+            self._before_claim(group)
+            return self._claim_statement(group, worker_id, limit, lease_seconds)
+
+        return self._run(op)  # type: ignore[no-any-return]
+
+    def _claim_statement(
+        self, group: str, worker_id: str, limit: int, lease_seconds: float
+    ) -> ClaimBatch:
+        params: dict[str, Any] = {
+            "group": group,
+            "queued": _QUEUED,
+            "running": _RUNNING,
+            "limit": limit,
+            "worker": worker_id,
+            "lease": lease_seconds,
+        }
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(_CLAIM_SQL.format(now=_db.now_sql(self.using)), params)
+            rows = cursor.fetchall()
+        now, queued_min, running_min = (None if v is None else float(v) for v in rows[0][:3])
+        assert now is not None
+        self._lease_hints[group] = (running_min, now, time.monotonic())
+        claims = []
+        for row in rows:
+            if row[3] is None:  # the LEFT JOIN's empty row: nothing claimed
+                continue
+            values = dict(zip(_CLAIM_COLUMNS, row[3:]))
+            task = _task_from_values(values, deliveries=int(values["deliveries"]))
+            claims.append(Claim(task, values["token"], float(values["lease_expires"]), worker_id))
+        claims.sort(key=lambda c: (c.task.due, c.task.created, c.task.id))
+        return ClaimBatch(claims, _earliest(queued_min, running_min), [])
 
     def put(self, tasks: Sequence[Task]) -> list[bool]:
         if not tasks:
