@@ -64,6 +64,24 @@ def db_now(using: str) -> float:
     return float(row[0])
 
 
+def pg_execute(using: str, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on PostgreSQL with server-side parameter binding; its rows.
+
+    Django's cursors bind parameters on the client (the values are spliced into the text),
+    so every execution is parsed and planned afresh. Here the text stays the same between
+    calls, which lets psycopg prepare a hot statement once per connection when the
+    connection allows it (``OPTIONS["prepare_threshold"]``; Django turns prepared statements
+    off by default for connection poolers). Errors are Django's, as from its own cursors.
+    """
+    import psycopg  # noqa: PLC0415 - PostgreSQL only
+
+    conn = connections[using]
+    conn.ensure_connection()
+    with conn.wrap_database_errors, psycopg.Cursor(conn.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
 # --------------------------------------------------------------------------- transactions
 
 

@@ -114,9 +114,7 @@ class PostgresBackend(DjangoBackend):
             "worker": worker_id,
             "lease": lease_seconds,
         }
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(_CLAIM_SQL.format(now=_db.now_sql(self.using)), params)
-            rows = cursor.fetchall()
+        rows = _db.pg_execute(self.using, _CLAIM_SQL.format(now=_db.now_sql(self.using)), params)
         now, queued_min, running_min = (None if v is None else float(v) for v in rows[0][:3])
         assert now is not None
         self._lease_hints[group] = (running_min, now, time.monotonic())
@@ -210,9 +208,7 @@ class PostgresBackend(DjangoBackend):
             params.append(self.clock.time())
         args = [state.value, result, error, *params, claim.task.id, claim.token, _RUNNING]
         args += [CHANNEL, OUTCOME_PREFIX]
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(sql, args)
-            return len(cursor.fetchall()) > 0
+        return len(_db.pg_execute(self.using, sql, args)) > 0
 
     def _before_claim(self, group: str) -> None:
         listener = self._listener
