@@ -110,7 +110,8 @@ def _panel(
     for i, system in enumerate(systems):
         y = y0 + i * row_h + 4
         parts.append(_text(LABEL_W - 8, y + row_h / 2, system.label, 11, anchor="end",
-                           weight="bold" if system.peer.name == "taskkit" else "normal"))
+                           weight="bold" if system.peer.name.startswith("taskkit-django")
+                           or system.peer.name == "taskkit" else "normal"))
         for j, (key, _, color) in enumerate(series):
             value = _median(summary, system.key, key)
             by = y + j * (BAR_H + 1)

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 #: Workload ids, in table order.
 WORKLOADS = ("A-one", "A-bulk", "B1", "B2", "C", "D")
 
+#: Workload E (issue 6): A, B and C for the Django backends on PostgreSQL and SQLite. Its
+#: systems (``suite="E"``) run these workloads against a private database instead of Redis.
+E_WORKLOADS = ("A-one", "A-bulk", "B1", "B2", "C")
+
+#: What ``--workloads`` accepts: the workloads, and ``E`` for every E workload.
+SELECTABLE = (*WORKLOADS, "E")
+
 #: Workloads the ``defaults`` variant runs: the knobs that differ act on workers and result
 #: waiting, not on the producer, so enqueue (A) is measured once per peer.
 DEFAULTS_WORKLOADS = ("B1", "C", "D")
@@ -40,6 +47,16 @@ class Peer:
     defaults: str | None = None
     #: the variant a target compares against when the peer has both.
     primary: str = "tuned"
+    #: ``redis`` (workloads A-D on the private Redis) or ``E`` (the Django backends).
+    suite: str = "redis"
+    #: E only: ``postgresql`` or ``sqlite``.
+    database: str = ""
+    #: the virtualenv's name when several peers share one (default: the peer's name).
+    env: str = ""
+
+    @property
+    def env_name(self) -> str:
+        return self.env or self.name
 
 
 PEERS: tuple[Peer, ...] = (
@@ -159,6 +176,70 @@ PEERS: tuple[Peer, ...] = (
         "wait_result(check_interval=0.001)",
         defaults="wait_result(check_interval=0.2) (the default), --log-level INFO",
     ),
+    # ----------------------------------------------------------------- workload E
+    *(
+        Peer(
+            name=f"taskkit-django-{short}",
+            label=f"taskkit-django on {label}",
+            adapter="taskkit_adapter",
+            requirements=(),
+            distributions=("taskkit-core", "taskkit-django", "Django", "psycopg"),
+            concurrency="kit.start(P, {group: N}) (N threads per process)",
+            bulk_api="kit.initiate_tasks(*dicts) (one statement per 500 tasks)",
+            tuned=f"defaults: taskkit.make_kit('{scheme}', handler) (the embedded mode), "
+            "nothing tuned; outcomes stored; Result.get(timeout) blocks"
+            + (" on LISTEN/NOTIFY" if short == "pg" else " watching PRAGMA data_version"),
+            suite="E",
+            database=db,
+        )
+        for short, label, db, scheme in (
+            ("pg", "PostgreSQL", "postgresql", "postgresql://…"),
+            ("sqlite", "SQLite", "sqlite", "sqlite:///…"),
+        )
+    ),
+    *(
+        Peer(
+            name=f"django-tasks-{short}",
+            label=f"django-tasks (database backend) on {label}",
+            adapter="django_tasks_adapter",
+            requirements=(
+                "Django==5.2.19",
+                "django-tasks==0.12.0",
+                "django-tasks-db==0.13.0",
+                "psycopg[binary]==3.3.9",
+            ),
+            distributions=("Django", "django-tasks", "django-tasks-db", "psycopg"),
+            concurrency="db_worker runs one task at a time: P x N db_worker processes (B1 = 4, "
+            "B2 = 8, C = 4), the same number of tasks in flight as the others",
+            bulk_api=None,
+            tuned="django_tasks_db.DatabaseBackend (Django 5.2 with the django-tasks backport); "
+            "manage.py db_worker --interval 0.005 --no-startup-delay --no-reload -v 0; the "
+            "result is awaited with TaskResult.refresh() every 1 ms",
+            defaults="db_worker --interval 1 (the default) -v 1",
+            suite="E",
+            database=db,
+            env="django-tasks",
+        )
+        for short, label, db in (
+            ("pg", "PostgreSQL", "postgresql"),
+            ("sqlite", "SQLite", "sqlite"),
+        )
+    ),
+    Peer(
+        name="procrastinate",
+        label="Procrastinate on PostgreSQL",
+        adapter="procrastinate_adapter",
+        requirements=("procrastinate==3.10.0", "psycopg[binary,pool]==3.3.9"),
+        distributions=("procrastinate", "psycopg"),
+        concurrency="procrastinate worker --concurrency N (asyncio) per process; P processes",
+        bulk_api="task.batch_defer(*kwargs) (one INSERT per batch)",
+        tuned="PsycopgConnector; procrastinate worker --concurrency N with its defaults "
+        "(LISTEN/NOTIFY on, the 5 s fetch polling only as a fallback): nothing to tune for "
+        "latency; it stores no return values, so C awaits the job's status "
+        "(JobManager.get_job_status every 1 ms)",
+        suite="E",
+        database="postgresql",
+    ),
 )
 
 
@@ -189,6 +270,8 @@ class System:
     def runs(self, workload: str) -> bool:
         if workload == "A-bulk" and self.peer.bulk_api is None:
             return False
+        if self.peer.suite == "E" and workload not in E_WORKLOADS:
+            return False
         return self.variant == "tuned" or workload in DEFAULTS_WORKLOADS
 
 
@@ -199,9 +282,14 @@ def peer_named(name: str) -> Peer:
     raise KeyError(f"unknown peer {name!r}; known: {', '.join(p.name for p in PEERS)}")
 
 
-def systems_for(names: list[str] | None, with_defaults: bool = True) -> list[System]:
-    """The systems to run, each with its own Redis database number."""
-    peers = [peer_named(n) for n in names] if names else list(PEERS)
+def systems_for(
+    names: list[str] | None, with_defaults: bool = True, suites: tuple[str, ...] = ("redis", "E")
+) -> list[System]:
+    """The systems to run, each with its own Redis database number (or E database slot).
+
+    Without ``names``, every peer of ``suites``.
+    """
+    peers = [peer_named(n) for n in names] if names else [p for p in PEERS if p.suite in suites]
     systems: list[System] = []
     for peer in peers:
         systems.append(System(peer, "tuned", len(systems)))

@@ -27,8 +27,9 @@ class AdapterError(RuntimeError):
 
 def adapter_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    # Spawned and forked worker processes must import the adapter module by name.
-    env["PYTHONPATH"] = str(ADAPTERS)
+    # Spawned and forked worker processes must import the adapter module by name; a
+    # PYTHONPATH set by the caller (e.g. to measure a clean export of a commit) comes after.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ADAPTERS), env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONSTARTUP", None)
     env.update(extra)

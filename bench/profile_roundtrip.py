@@ -1,8 +1,10 @@
 """Where a taskkit round trip (workload C) spends its time: a timeline per task.
 
-    python bench/profile_roundtrip.py [--n 300] [--threads 4]
+    python bench/profile_roundtrip.py [--n 300] [--threads 4] [--db postgresql|sqlite]
 
-Starts a private redis-server and one worker process (fork, 1 process x N threads), then runs
+Starts a private redis-server (or, with ``--db``, a private PostgreSQL database or SQLite
+file for taskkit-django, as in workload E) and one worker process (fork, 1 process x N
+threads), then runs
 n sequential ``initiate_task(...).get()`` round trips. The worker's backend ``claim`` and
 ``complete`` and the handler stamp wall-clock times (one clock for every process on the
 machine) into a file, the producer stamps its side, and the script prints the median and
@@ -20,6 +22,7 @@ A development tool for issue 6's "profile where a target is missed"; not part of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from databases import BenchDatabases
 from redis_server import PrivateRedis
 
 STAMPS = Path(tempfile.gettempdir()) / f"bench-rt-stamps-{os.getpid()}.txt"
@@ -38,12 +42,10 @@ def _stamp(task_id: str, stage: str) -> None:
         out.write(f"{task_id} {stage} {time.time():.6f}\n")
 
 
-def _instrument() -> None:
-    """Wrap the Redis backend's claim and complete (inherited by the forked worker)."""
-    from taskkit_redis.backend import RedisBackend
-
-    claim, complete = RedisBackend.claim, RedisBackend.complete
-    wait = RedisBackend.wait_for_work
+def _instrument(backend_class: Any) -> None:
+    """Wrap the backend's claim and complete (inherited by the forked worker)."""
+    claim, complete = backend_class.claim, backend_class.complete
+    wait = backend_class.wait_for_work
 
     def timed_wait(self: Any, *args: Any, **kwargs: Any) -> Any:
         answer = wait(self, *args, **kwargs)
@@ -62,15 +64,17 @@ def _instrument() -> None:
         _stamp(claim_.task.id, "completed")
         return answer
 
-    setattr(RedisBackend, "claim", timed_claim)  # noqa: B010 - monkeypatching on purpose
-    setattr(RedisBackend, "wait_for_work", timed_wait)  # noqa: B010
-    setattr(RedisBackend, "complete", timed_complete)  # noqa: B010
+    setattr(backend_class, "claim", timed_claim)  # noqa: B010 - monkeypatching on purpose
+    setattr(backend_class, "wait_for_work", timed_wait)  # noqa: B010
+    setattr(backend_class, "complete", timed_complete)  # noqa: B010
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--db", choices=("postgresql", "sqlite"), default=None,
+                        help="taskkit-django on a private database instead of Redis")
     args = parser.parse_args()
 
     import taskkit
@@ -81,9 +85,15 @@ def main() -> int:
             _stamp(task.id, "handled")
             return 1
 
-    _instrument()
-    with PrivateRedis() as server:
-        kit = taskkit.make_kit(server.url(0), Handler())
+    with contextlib.ExitStack() as stack:
+        if args.db is None:
+            url = stack.enter_context(PrivateRedis()).url(0)
+        else:
+            databases = stack.enter_context(BenchDatabases())
+            databases.prepare(args.db, 0, lambda _url: None)  # make_kit migrates it
+            url = databases.url(args.db, 0, template=True)
+        kit = taskkit.make_kit(url, Handler())
+        _instrument(type(kit.backend))
         procs = kit.start_processes(1, {"bench": args.threads}, start_method="fork")
         try:
             for _ in range(20):  # warm up: the worker is up and subscribed

@@ -185,6 +185,66 @@ def targets(systems: list[System], summary: dict[str, dict[str, Any]]) -> list[d
     return checks
 
 
+def e_table(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
+    """Workload E in one table: enqueue, drain and round trip for each Django-side system."""
+    lines = [
+        "Throughput in tasks/s (higher is better), round trip in ms (lower is better); median "
+        "of runs, min–max in brackets",
+        "",
+        "| system | A one by one | A bulk | B1 drain 1×4 | B2 drain 2×4 | C p50 | C p95 | C p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for system in systems:
+        row = summary.get(system.key, {})
+        bulk = "n/a" if system.peer.bulk_api is None else cell(row.get("A-bulk"), "rate")
+        lines.append(
+            f"| {system.label} | {cell(row.get('A-one'), 'rate')} | {bulk} | "
+            f"{cell(row.get('B1'), 'rate')} | {cell(row.get('B2'), 'rate')} | "
+            f"{cell(row.get('C.p50'), 'ms')} | {cell(row.get('C.p95'), 'ms')} | "
+            f"{cell(row.get('C.p99'), 'ms')} |"
+        )
+    lines += [
+        "",
+        "— not run; n/a: the system has no such API; † at least one run hit its time budget "
+        "and reports the rate of what it finished.",
+    ]
+    return "\n".join(lines)
+
+
+def e_targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 6's E target: taskkit on PostgreSQL ≥ 2× django-tasks' database backend and
+    ≥ Procrastinate in B and C (for C: a round trip at most half as long, at most as long)."""
+    checks: list[dict[str, Any]] = []
+    mine_key = "taskkit-django-pg"
+    for peer, label, need in (
+        ("django-tasks-pg", "django-tasks (PostgreSQL, tuned)", 2.0),
+        ("procrastinate", "Procrastinate", 1.0),
+    ):
+        times = "2× " if need != 1.0 else ""
+        for name in ("B1", "B2"):
+            mine, theirs = _median(summary, mine_key, name), _median(summary, peer, name)
+            if mine is None or theirs is None:
+                checks.append({"target": f"{name} ≥ {times}{label}", "met": None,
+                               "detail": "not measured"})
+                continue
+            checks.append({
+                "target": f"{name} ≥ {times}{label}",
+                "met": mine >= need * theirs,
+                "detail": f"taskkit {mine:,.0f}/s vs {theirs:,.0f}/s = {mine / theirs:.2f}×",
+            })
+        mine, theirs = _median(summary, mine_key, "C.p50"), _median(summary, peer, "C.p50")
+        target = f"C p50 ≤ {'½ of ' if need != 1.0 else ''}{label}'s"
+        if mine is None or theirs is None:
+            checks.append({"target": target, "met": None, "detail": "not measured"})
+            continue
+        p99s = (_median(summary, mine_key, "C.p99"), _median(summary, peer, "C.p99"))
+        detail = f"p50 {mine:.2f} vs {theirs:.2f} ms (theirs / taskkit's = {theirs / mine:.2f})"
+        if None not in p99s:
+            detail += f"; p99 {p99s[0]:.2f} vs {p99s[1]:.2f} ms"
+        checks.append({"target": target, "met": mine * need <= theirs, "detail": detail})
+    return checks
+
+
 def targets_table(checks: list[dict[str, Any]]) -> str:
     lines = ["| target | met | measured |", "|---|---|---|"]
     for check in checks:
@@ -198,4 +258,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
 
 
-__all__ = ["WORKLOADS", "cell", "summaries", "tables", "targets", "targets_table", "write_json"]
+__all__ = [
+    "WORKLOADS", "cell", "e_table", "e_targets", "summaries", "tables", "targets",
+    "targets_table", "write_json",
+]

@@ -3,11 +3,14 @@
     python bench/run.py                      # the full suite: every peer, 3 runs
     python bench/run.py --quick              # a smoke run: tiny sizes, 1 run, raw + taskkit
     python bench/run.py --only taskkit,rq --runs 5 --n 5000
+    python bench/run.py --workloads E        # workload E only: the Django backends
 
 Each peer runs from its own virtualenv under ``bench/.venvs/`` (built on first use), every
-system talks to one private ``redis-server`` started here, and every run has a hard time
-limit. Progress goes to stderr; the markdown tables to stdout; raw numbers to
-``bench/results/latest.json``; the chart to ``docs/_static/bench.svg``.
+Redis system talks to one private ``redis-server`` started here, every E system to its own
+private database (PostgreSQL at ``BENCH_PG``, default 127.0.0.1:5432, or a SQLite file), and
+every run has a hard time limit. Progress goes to stderr; the markdown tables to stdout; raw
+numbers to ``bench/results/latest.json`` (``latest-e.json`` for a run of E alone); the
+charts to ``docs/_static/bench.svg`` and ``docs/_static/bench-e.svg``.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import chart
 import report
+from databases import BenchDatabases, postgres_available, server_version_pg
 from envs import ensure_env, installed_versions
-from peers import WORKLOADS, System, peer_named, systems_for
+from peers import E_WORKLOADS, SELECTABLE, WORKLOADS, System, peer_named, systems_for
 from procs import AdapterError
 from redis_server import PrivateRedis
 from workloads import Context, drain, enqueue, idle, roundtrip
@@ -44,6 +48,8 @@ ROOT = HERE.parent
 DOC = ROOT / "docs" / "performance.md"
 DOC_START = "<!-- bench:results:start -->"
 DOC_END = "<!-- bench:results:end -->"
+DOC_E_START = "<!-- bench:e:start -->"
+DOC_E_END = "<!-- bench:e:end -->"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,9 +59,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "raw + taskkit unless --only says otherwise")
     parser.add_argument("--only", default="",
                         help="comma-separated peers (raw, taskkit, taskkit024, rq, celery, "
-                        "dramatiq, huey, arq, taskiq)")
+                        "dramatiq, huey, arq, taskiq; for E: taskkit-django-pg, "
+                        "taskkit-django-sqlite, django-tasks-pg, django-tasks-sqlite, "
+                        "procrastinate)")
     parser.add_argument("--workloads", default="",
-                        help=f"comma-separated subset of {','.join(WORKLOADS)}")
+                        help=f"comma-separated subset of {','.join(SELECTABLE)}; E selects "
+                        f"the Django backends' {','.join(E_WORKLOADS)} (a plain A/B/C name "
+                        "selects that workload in both suites; default: everything)")
     parser.add_argument("--runs", type=int, default=None, help="runs per measurement (3)")
     parser.add_argument("--n", type=int, default=None,
                         help="tasks in A and B (5000; issue 6 asks 20000, see "
@@ -92,13 +102,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.idle_seconds = args.idle_seconds or (2.0 if quick else 10.0)
     args.rt_budget = args.rt_budget or 10.0
     args.peers = [p for p in args.only.split(",") if p] or (["raw", "taskkit"] if quick else None)
-    args.workload_list = [w for w in args.workloads.split(",") if w] or list(WORKLOADS)
-    unknown = set(args.workload_list) - set(WORKLOADS)
+    args.workload_list = [w for w in args.workloads.split(",") if w] or list(SELECTABLE)
+    unknown = set(args.workload_list) - set(SELECTABLE)
     if unknown:
         parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    only_e = not set(args.workload_list) & set(WORKLOADS) or bool(
+        args.peers and all(peer_named(p).suite == "E" for p in args.peers))
     results = HERE / "results"
-    args.json = args.json or results / ("quick.json" if quick else "latest.json")
+    stem = "quick" if quick else ("latest-e" if only_e else "latest")
+    args.json = args.json or results / f"{stem}.json"
     args.chart = args.chart or (results / "quick.svg" if quick else ROOT / "docs/_static/bench.svg")
+    # Workload E gets its own chart beside the main one (bench.svg -> bench-e.svg).
+    args.chart_e = args.chart.with_name(args.chart.stem + "-e.svg")
     if args.no_defaults or quick:
         args.with_defaults = False
     else:
@@ -113,7 +128,8 @@ def source_revision() -> str:
                               capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(ROOT), "status", "--porcelain", "--", "taskkit-core",
-             "taskkit-redis"], capture_output=True, text=True, timeout=10).stdout.strip()
+             "taskkit-redis", "taskkit-django"],
+            capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")
@@ -185,7 +201,7 @@ def prepare_envs(systems: list[System], cache: Path) -> tuple[dict[str, str], di
         if peer.name in pythons or peer.name in versions:
             continue
         if peer.requirements:
-            python = ensure_env(cache, peer.name, list(peer.requirements))
+            python = ensure_env(cache, peer.env_name, list(peer.requirements))
             pythons[peer.name] = str(python)
         else:
             python = Path(sys.executable)
@@ -193,13 +209,26 @@ def prepare_envs(systems: list[System], cache: Path) -> tuple[dict[str, str], di
     return pythons, versions
 
 
-def taskkit_available() -> str | None:
-    """None when the taskkit Redis backend can run here, else the reason it cannot."""
-    try:
-        import taskkit_redis  # noqa: F401
-    except ImportError as exc:
-        return f"taskkit-redis is not importable ({exc})"
+def unavailable(system: System) -> str | None:
+    """None when ``system`` can run here, else the reason it cannot."""
+    module = {"taskkit": "taskkit_redis"}.get(system.peer.name)
+    if system.peer.name.startswith("taskkit-django"):
+        module = "taskkit_django"
+    if module is not None:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"{module} is not importable ({exc})"
+    if system.peer.database == "postgresql":
+        return postgres_available()
     return None
+
+
+def wants(system: System, workload: str, wanted: list[str]) -> bool:
+    """Whether the selection asks ``system`` to run ``workload``."""
+    if not system.runs(workload):
+        return False
+    return workload in wanted or (system.peer.suite == "E" and "E" in wanted)
 
 
 def _enqueue(ctx: Context, *, system: System, n: int, bulk: bool, timeout: float) -> Any:
@@ -229,12 +258,14 @@ def _guard(record: list[dict[str, Any]], progress: Progress, what: str) -> Itera
 
 
 def run_suite(args: argparse.Namespace) -> dict[str, Any]:
-    systems = systems_for(args.peers, args.with_defaults)
-    reason = taskkit_available()
-    if reason and any(s.peer.name == "taskkit" for s in systems):
-        log.warning("skipping taskkit: %s", reason)
-        systems = [s for s in systems if s.peer.name != "taskkit"]
     wanted = args.workload_list
+    systems = [s for s in systems_for(args.peers, args.with_defaults)
+               if any(wants(s, w, wanted) for w in WORKLOADS)]
+    for system in list(systems):
+        reason = unavailable(system)
+        if reason:
+            log.warning("skipping %s: %s", system.key, reason)
+            systems.remove(system)
     pythons, versions = prepare_envs(systems, args.cache_dir)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     log_dir = HERE / "results" / "raw" / stamp
@@ -254,23 +285,33 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             "C": functools.partial(_roundtrip, system=system, n=args.rt_n, timeout=rt_timeout),
         }
         for workload, fn in plan.items():
-            if workload in wanted and system.runs(workload):
+            if wants(system, workload, wanted):
                 per_run.append((workload, system, fn))
-    idle_systems = [s for s in systems if "D" in wanted and s.runs("D")]
+    idle_systems = [s for s in systems if wants(s, "D", wanted)]
     defaults_steps = sum(1 for _, s, _ in per_run if s.variant == "defaults")
     total = args.runs * (len(per_run) + (1 if idle_systems else 0)) - max(
         0, args.runs - args.defaults_runs) * defaults_steps
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = {s.key: {} for s in systems}
-    progress = Progress(total)
-    with PrivateRedis() as server:
+    with ExitStack() as stack:
+        server = None
+        if any(s.peer.suite == "redis" for s in systems):
+            server = stack.enter_context(PrivateRedis())
+        e_systems = [s for s in systems if s.peer.suite == "E"]
+        databases = stack.enter_context(BenchDatabases()) if e_systems else None
         ctx = Context(server, pythons, log_dir, budget=args.budget,
-                      roundtrip_budget=args.rt_budget)
+                      roundtrip_budget=args.rt_budget, databases=databases)
+        for system in e_systems:
+            log.info("%s: migrating its template database (untimed)", system.key)
+            ctx.setup(system)
+        progress = Progress(total)
         meta = {
             "command": "python bench/run.py " + shlex.join(sys.argv[1:]),
             "started": stamp,
             "machine": machine_info(),
-            "redis_server": server.version(),
+            "redis_server": server.version() if server is not None else None,
+            "postgresql_server": server_version_pg() if any(
+                s.peer.database == "postgresql" for s in e_systems) else None,
             "taskkit_revision": source_revision(),
             "versions": versions,
             "n": n,
@@ -310,8 +351,11 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             progress.close()
     meta["machine"]["load_average_at_end"] = os.getloadavg()
     summary = report.summaries(results)
+    redis_systems = [s for s in systems if s.peer.suite == "redis"]
     has_taskkit = any(s.peer.name == "taskkit" for s in systems)
-    checks = report.targets(systems, summary) if has_taskkit else []
+    checks = report.targets(redis_systems, summary) if has_taskkit else []
+    has_e = any(s.peer.name == "taskkit-django-pg" for s in systems)
+    e_checks = report.e_targets(summary) if has_e else []
     return {
         "meta": meta,
         "systems": [
@@ -323,41 +367,71 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "summary": summary,
         "targets": checks,
+        "e_targets": e_checks,
         "_systems": systems,
     }
 
 
-def render_markdown(outcome: dict[str, Any]) -> str:
-    systems: list[System] = outcome["_systems"]
-    meta = outcome["meta"]
-    parts = [
+def _suite(outcome: dict[str, Any], suite: str) -> list[System]:
+    return [s for s in outcome["_systems"] if s.peer.suite == suite]
+
+
+def _header(meta: dict[str, Any], e: bool) -> str:
+    machine = meta["machine"]
+    if e:
+        servers = (f"PostgreSQL {meta.get('postgresql_server') or '—'} (local, default "
+                   "settings), SQLite files in a temp directory")
+        what = f"{meta['roundtrips']} round trips for C"
+    else:
+        servers = f"redis-server {meta['redis_server']}"
+        what = (f"{meta['roundtrips']} round trips for C, a {meta['idle_seconds']:g} s window "
+                "for D")
+    return (
         f"Measured {meta['started']} with `{meta['command']}`: n={meta['n']} tasks for A and B, "
-        f"{meta['roundtrips']} round trips for C, a {meta['idle_seconds']:g} s window for D, "
-        f"taskkit at commit {meta.get('taskkit_revision', 'unknown')}, "
-        f"{meta['runs']} run(s) each; redis-server {meta['redis_server']}; "
-        f"{meta['machine']['cores']} cores ({meta['machine']['cpu']}), Python "
-        f"{meta['machine']['python']}; load average at start "
-        f"{', '.join(f'{x:.1f}' for x in meta['machine']['load_average_at_start'])}.",
-        "",
-        report.tables(systems, outcome["summary"]),
-    ]
-    if outcome["targets"]:
-        parts += ["", "Issue 6 targets (taskkit with its defaults, results stored):", "",
-                  report.targets_table(outcome["targets"])]
-    versions = "; ".join(
-        f"{peer}: " + ", ".join(f"{d} {v}" for d, v in vs.items())
-        for peer, vs in meta["versions"].items()
+        f"{what}, taskkit at commit {meta.get('taskkit_revision', 'unknown')}, "
+        f"{meta['runs']} run(s) each; {servers}; "
+        f"{machine['cores']} cores ({machine['cpu']}), Python {machine['python']}; load "
+        f"average at start {', '.join(f'{x:.1f}' for x in machine['load_average_at_start'])}."
     )
-    parts += ["", f"Versions: {versions}."]
-    return "\n".join(parts) + "\n"
 
 
-def update_doc(markdown: str) -> None:
+def _versions(meta: dict[str, Any], systems: list[System]) -> str:
+    peers = {s.peer.name for s in systems}
+    return "Versions: " + "; ".join(
+        f"{peer}: " + ", ".join(f"{d} {v}" for d, v in vs.items())
+        for peer, vs in meta["versions"].items() if peer in peers
+    ) + "."
+
+
+def render_markdown(outcome: dict[str, Any]) -> tuple[str, str]:
+    """The markdown of the Redis suite (A-D) and of workload E ('' for a suite not run)."""
+    meta = outcome["meta"]
+    redis_md = e_md = ""
+    systems = _suite(outcome, "redis")
+    if systems:
+        parts = [_header(meta, False), "", report.tables(systems, outcome["summary"])]
+        if outcome["targets"]:
+            parts += ["", "Issue 6 targets (taskkit with its defaults, results stored):", "",
+                      report.targets_table(outcome["targets"])]
+        parts += ["", _versions(meta, systems)]
+        redis_md = "\n".join(parts) + "\n"
+    systems = _suite(outcome, "E")
+    if systems:
+        parts = [_header(meta, True), "", report.e_table(systems, outcome["summary"])]
+        if outcome.get("e_targets"):
+            parts += ["", "Issue 6 target for E (taskkit-django on PostgreSQL, its defaults):",
+                      "", report.targets_table(outcome["e_targets"])]
+        parts += ["", _versions(meta, systems)]
+        e_md = "\n".join(parts) + "\n"
+    return redis_md, e_md
+
+
+def update_doc(markdown: str, start_marker: str = DOC_START, end_marker: str = DOC_END) -> None:
     text = DOC.read_text()
-    start, end = text.find(DOC_START), text.find(DOC_END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{DOC} lacks the {DOC_START} ... {DOC_END} markers")
-    DOC.write_text(text[: start + len(DOC_START)] + "\n" + markdown + text[end:])
+        raise SystemExit(f"{DOC} lacks the {start_marker} ... {end_marker} markers")
+    DOC.write_text(text[: start + len(start_marker)] + "\n" + markdown + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,20 +444,28 @@ def main(argv: list[str] | None = None) -> int:
                                for i, s in enumerate(outcome["systems"])]
     else:
         outcome = run_suite(args)
-    markdown = render_markdown(outcome)
-    sys.stdout.write(markdown)
+    redis_md, e_md = render_markdown(outcome)
+    sys.stdout.write(redis_md + ("\n" if redis_md and e_md else "") + e_md)
     if args.replot is None:
         payload = {k: v for k, v in outcome.items() if not k.startswith("_")}
         report.write_json(args.json, payload)
     meta = outcome["meta"]
-    chart.write(args.chart, outcome["_systems"], outcome["summary"],
-                f"{meta['started']} · {meta['machine']['cores']} cores · n={meta['n']} · "
+    subtitle = (f"{meta['started']} · {meta['machine']['cores']} cores · n={meta['n']} · "
                 f"{meta['runs']} run(s), medians")
-    log.info("chart: %s%s", args.chart,
-             "" if args.replot is not None else f"; raw results: {args.json}")
-    if args.update_doc:
-        update_doc(markdown)
-        log.info("updated %s", DOC)
+    for suite, path, text, marks in (
+        ("redis", args.chart, redis_md, (DOC_START, DOC_END)),
+        ("E", args.chart_e, e_md, (DOC_E_START, DOC_E_END)),
+    ):
+        if not text:
+            continue
+        chart.write(path, _suite(outcome, suite), outcome["summary"],
+                    subtitle + (" · workload E" if suite == "E" else ""))
+        log.info("chart: %s", path)
+        if args.update_doc:
+            update_doc(text, *marks)
+            log.info("updated %s", DOC)
+    if args.replot is None:
+        log.info("raw results: %s", args.json)
     return 0
 
 

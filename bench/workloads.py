@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from databases import BenchDatabases
 from peers import System
 from procs import AdapterError, run_adapter, start_adapter, stop_tree, tree_cpu_seconds
 from redis_server import PrivateRedis
@@ -32,9 +33,10 @@ log = logging.getLogger("bench.workloads")
 
 @dataclass
 class Context:
-    """What every run needs: the server, where each system's Python is, where logs go."""
+    """What every run needs: the servers, where each system's Python is, where logs go."""
 
-    redis: PrivateRedis
+    #: the private Redis (None when no Redis system runs).
+    redis: PrivateRedis | None
     pythons: dict[str, str]
     log_dir: Path
     #: seconds an enqueue run or a drain may take before it is cut short (the rate of what
@@ -42,13 +44,24 @@ class Context:
     budget: float = 30.0
     #: seconds the 500 round trips may take.
     roundtrip_budget: float = 45.0
+    #: workload E's private databases (None when no E system runs).
+    databases: BenchDatabases | None = None
 
     def python(self, system: System) -> str:
         return self.pythons.get(system.peer.name, sys.executable)
 
+    def _url(self, system: System) -> tuple[str, str]:
+        """(the spec field, the URL) of the system's store."""
+        if system.peer.suite == "E":
+            assert self.databases is not None
+            return "db_url", self.databases.url(system.peer.database, system.db)
+        assert self.redis is not None
+        return "redis_url", self.redis.url(system.db)
+
     def env(self, system: System, counter: Path | None = None) -> dict[str, str]:
+        field, url = self._url(system)
         env = {
-            "BENCH_REDIS_URL": self.redis.url(system.db),
+            "BENCH_DB_URL" if field == "db_url" else "BENCH_REDIS_URL": url,
             "BENCH_VARIANT": system.variant,
         }
         if counter is not None:
@@ -56,14 +69,35 @@ class Context:
         return env
 
     def spec(self, system: System, cmd: str, **fields: Any) -> dict[str, Any]:
-        return {"cmd": cmd, "redis_url": self.redis.url(system.db), "variant": system.variant,
-                **fields}
+        field, url = self._url(system)
+        return {"cmd": cmd, field: url, "variant": system.variant, **fields}
 
     def log_file(self, system: System) -> Path:
         return self.log_dir / f"{system.key.replace('/', '-')}.log"
 
     def flush(self, system: System) -> None:
-        self.redis.client(system.db).flushdb()
+        """Start the system from an empty store: a flushed Redis database, or (E) a fresh
+        copy of its migrated template database."""
+        if system.peer.suite == "E":
+            assert self.databases is not None
+            self.databases.fresh(system.peer.database, system.db)
+        else:
+            assert self.redis is not None
+            self.redis.client(system.db).flushdb()
+
+    def setup(self, system: System, timeout: float = 300.0) -> None:
+        """E: create the system's template database and migrate it (untimed, once)."""
+        assert self.databases is not None
+
+        def migrate(url: str) -> None:
+            run_adapter(
+                self.python(system), system.peer.adapter,
+                {"cmd": "setup", "db_url": url, "variant": system.variant},
+                {"BENCH_DB_URL": url, "BENCH_VARIANT": system.variant}, timeout,
+                self.log_file(system),
+            )
+
+        self.databases.prepare(system.peer.database, system.db, migrate)
 
 
 def _counter_path() -> Path:

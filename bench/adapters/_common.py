@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("bench.adapter")
 
@@ -45,7 +46,9 @@ class Spec:
     """One command for an adapter (the orchestrator builds it; see ``bench/workloads.py``)."""
 
     cmd: str
-    redis_url: str
+    redis_url: str = ""
+    #: workload E: the private database (``postgresql://…`` or ``sqlite:///…``).
+    db_url: str = ""
     variant: str = "tuned"
     n: int = 0
     bulk: bool = False
@@ -77,6 +80,30 @@ def env_url() -> str:
         raise SystemExit("BENCH_REDIS_URL is not set: adapters talk only to the harness's "
                          "private redis-server (run them through bench/run.py)")
     return url
+
+
+def env_db_url() -> str:
+    """Workload E: the private database the harness created for this system."""
+    url = os.environ.get("BENCH_DB_URL")
+    if not url:
+        raise SystemExit("BENCH_DB_URL is not set: E adapters talk only to the harness's "
+                         "private databases (run them through bench/run.py)")
+    return url
+
+
+def django_database(url: str) -> dict[str, Any]:
+    """A Django ``DATABASES`` entry for a ``postgresql://user@host:port/name`` or
+    ``sqlite:///path`` URL (the only forms the harness hands out)."""
+    if url.startswith("sqlite:///"):
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": url[len("sqlite://"):]}
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parts.path.lstrip("/"),
+        "USER": parts.username or "postgres",
+        "HOST": parts.hostname or "127.0.0.1",
+        "PORT": str(parts.port or 5432),
+    }
 
 
 # ---------------------------------------------------------------- the completion counter
@@ -189,6 +216,15 @@ def roundtrips_sync(one: Callable[[], object], spec: Spec) -> list[float]:
     return latencies
 
 
+def poll_until(done: Callable[[], bool], timeout: float = 30.0, interval: float = 0.001) -> None:
+    """Wait for a system that has no blocking result wait: ask ``done()`` every ``interval``."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no result within {timeout:.0f} s")
+        time.sleep(interval)
+
+
 async def roundtrips_async(one: Callable[[], Awaitable[object]], spec: Spec) -> list[float]:
     """:func:`roundtrips_sync` for an async system."""
     for _ in range(spec.warmup):
@@ -295,7 +331,7 @@ def serve(adapter: Any, argv: list[str]) -> int:
 
     Commands: ``enqueue`` (times n enqueues, one by one or bulk), ``fill`` (enqueue n
     untimed), ``worker`` (run workers until SIGTERM), ``roundtrip`` (latencies of n
-    enqueue-and-await), ``versions``.
+    enqueue-and-await), ``setup`` (E only: create the schema in ``spec.db_url``, untimed).
     """
     raw = json.loads(argv[1])
     spec = Spec(**raw)
@@ -320,6 +356,9 @@ def serve(adapter: Any, argv: list[str]) -> int:
             result = {}
         elif spec.cmd == "roundtrip":
             result = {"latencies_ms": adapter.roundtrip(spec)}
+        elif spec.cmd == "setup":
+            adapter.setup(spec)
+            result = {}
         else:
             raise SystemExit(f"unknown command {spec.cmd!r}")
     except NotSupported as exc:
