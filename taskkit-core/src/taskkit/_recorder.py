@@ -1,10 +1,11 @@
 """The outcome recorder: one thread per worker that writes finished tasks' outcomes in batches.
 
-An executor that finishes a task hands its outcome here and goes on to the next task; the
-recorder writes every outcome that arrived while its previous write was in flight with one
-:meth:`~taskkit.backend.Backend.record_outcomes` call. An idle worker's outcome is written at
-once (no waiting to fill a batch), so batching costs no latency; a busy worker pays one round
-trip for many tasks instead of one each.
+Group commit: an executor that finishes a task while no write is in flight writes its
+outcome itself, at once (no thread hop, no waiting to fill a batch: batching costs an idle
+worker no latency). While a write is in flight, outcomes queue up instead, the executors go on
+to their next tasks, and the recorder thread writes everything queued with one
+:meth:`~taskkit.backend.Backend.record_outcomes` call: a busy worker pays one round trip for
+many tasks instead of one each.
 
 A task stays in flight (its lease renewed, a graceful shutdown waiting for it) until its
 outcome is written or given up on; the lifecycle hook of an outcome runs only once the
@@ -55,14 +56,24 @@ class OutcomeRecorder:
         self._give_up_after = give_up_after
         self._stop_now = stop_now
         self._queue: queue.SimpleQueue[PendingOutcome | None] = queue.SimpleQueue()
+        self._writing = threading.Lock()  # held by whoever is writing a batch
         self._thread = threading.Thread(target=self._run, name="taskkit-recorder", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, pending: PendingOutcome) -> None:
-        """Queue ``pending`` for the next batch."""
-        self._queue.put(pending)
+        """Write ``pending`` now if no write is in flight, else queue it for the next batch."""
+        if not self._writing.acquire(blocking=False):
+            self._queue.put(pending)
+            return
+        try:
+            batch, closing = self._take(pending)
+            self._settle(batch)
+        finally:
+            self._writing.release()
+        if closing:
+            self._queue.put(None)  # the close marker is the recorder thread's to see
 
     def write_now(self, pending: PendingOutcome) -> None:
         """Write ``pending`` on the calling thread (for threads that must know it is done)."""
@@ -74,24 +85,28 @@ class OutcomeRecorder:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
+        closing = False
+        while not closing:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            closing = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    closing = True
-                    break
-                batch.append(more)
-            self._settle(batch)
-            if closing:
-                return
+            with self._writing:
+                batch, closing = self._take(first)
+                self._settle(batch)
+
+    def _take(self, first: PendingOutcome) -> tuple[list[PendingOutcome], bool]:
+        """``first`` and what is queued behind it, up to the batch size; and whether the
+        close marker was taken."""
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
 
     def _settle(self, batch: list[PendingOutcome]) -> None:
         try:
