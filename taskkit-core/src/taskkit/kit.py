@@ -324,7 +324,8 @@ class Kit:
         task = self.make_task(group, name, data, due, ttl, timeout=timeout, task_id=task_id)
         if eager:
             return self._run_eagerly(task)
-        return self.initiate_tasks(task)[0]
+        self._store([task])
+        return Result(self, task.id)
 
     def initiate_tasks(self, *items: Task | Mapping[str, Any]) -> list[Result]:
         """Store many tasks in one backend round trip.
@@ -366,15 +367,23 @@ class Kit:
                 eager[i] = task
             else:
                 tasks.append(task)
-        stored = self.backend.put(tasks) if tasks else []
-        for task, was_stored in zip(tasks, stored):
-            if was_stored:
-                self._call_hook("taskkit_task_initiated", task=task)
+        self._store(tasks)
         queued = iter(tasks)
         return [
             self._run_eagerly(eager[i]) if i in eager else Result(self, next(queued).id)
             for i in range(len(items))
         ]
+
+    def _store(self, tasks: list[Task]) -> None:
+        """Put validated tasks and report the ones newly stored to the plugins."""
+        if not tasks:
+            return
+        stored = self.backend.put(tasks)
+        if not self.hook.taskkit_task_initiated.get_hookimpls():
+            return  # no plugin listens: skip a hook call per task (bulk enqueue)
+        for task, was_stored in zip(tasks, stored):
+            if was_stored:
+                self._call_hook("taskkit_task_initiated", task=task)
 
     def _run_eagerly(self, task: Task) -> EagerResult:
         try:

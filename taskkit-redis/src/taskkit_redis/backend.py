@@ -177,12 +177,14 @@ class RedisBackend(Backend):
             return self._client
         return self._client.get_redis_connection(self._client.get_node_from_key(channel))
 
-    def _remember_group(self, task_id: str, group: str) -> None:
+    def _remember_group(self, task_ids: Iterable[str], group: str) -> None:
+        cache = self._group_cache
         with self._lock:
-            self._group_cache[task_id] = group
-            self._group_cache.move_to_end(task_id)
-            while len(self._group_cache) > _GROUP_CACHE_SIZE:
-                self._group_cache.popitem(last=False)
+            for task_id in task_ids:
+                cache[task_id] = group
+                cache.move_to_end(task_id)
+            while len(cache) > _GROUP_CACHE_SIZE:
+                cache.popitem(last=False)
 
     def _forget_group(self, task_id: str) -> None:
         with self._lock:
@@ -199,7 +201,7 @@ class RedisBackend(Backend):
         if raw is None:
             return None
         group = _text(raw)
-        self._remember_group(task_id, group)
+        self._remember_group([task_id], group)
         return group
 
     def _note_groups(self, groups: Iterable[str]) -> None:
@@ -276,7 +278,7 @@ class RedisBackend(Backend):
             answers = _text(self._group_call(self._scripts.put, group, *args))
             for i, answer in zip(indexes, answers):
                 stored[i] = answer == "1"
-                self._remember_group(tasks[i].id, group)
+            self._remember_group([tasks[i].id for i in indexes], group)
         return stored
 
     def _claim_index(
@@ -318,7 +320,7 @@ class RedisBackend(Backend):
                 # Refused by the mark: the index entry written above points at nothing.
                 self._client.delete(self.keys.index(task.id))
         if fired:
-            self._remember_group(task.id, group)
+            self._remember_group([task.id], group)
         return bool(fired)
 
     @_translate_errors
