@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import URLS, clean_alias, require
 from django.db import transaction
-from handlers import AliasFactory
+from handlers import AliasFactory, RealClockFactory
 from taskkit_testing import BackendTests, KitSettings
 
 #: Tests whose scenario needs the full workload: with fewer tasks the fast workers can
@@ -45,6 +45,21 @@ class TestSQLite(_DjangoKit):
 @pytest.mark.postgresql
 class TestPostgreSQL(_DjangoKit):
     alias = "pg"
+
+
+@pytest.mark.postgresql
+class TestPostgreSQLRealClock(_DjangoKit):
+    """PostgreSQL again with the database's clock in every test: the one-statement claim and
+    the batched finishes run only without a fake clock, so this is where the kit checks them
+    (tests that need to move time by hand are skipped)."""
+
+    alias = "pg"
+
+    @pytest.fixture
+    def backend_factory(self) -> Iterator[RealClockFactory]:
+        require(self.alias)
+        clean_alias(self.alias)
+        yield RealClockFactory(self.alias, URLS[self.alias])
 
 
 @pytest.mark.mysql

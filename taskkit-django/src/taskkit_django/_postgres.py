@@ -26,13 +26,18 @@ __all__ = ["PostgresBackend"]
 #: The whole claim of queued tasks as one statement (so one round trip and one commit, with no
 #: transaction held open from the client): lock the first ``limit`` due tasks that nobody
 #: else has locked, mark them running under a fresh token each, and report the clock and
-#: what is pending next. The subqueries read the statement's snapshot, taken before the
-#: update: the earliest queued due time leaves out what this claim took, and the earliest
-#: running lease cannot include it.
+#: what is pending next. It claims nothing while a lease of the group has run out: expired
+#: leases come first (reclaimed or dead-lettered by the general path, which the caller then
+#: takes). The subqueries read the statement's snapshot, taken before the update: the
+#: earliest queued due time leaves out what this claim took, and the earliest running lease
+#: cannot include it.
 _CLAIM_SQL = """
 WITH picked AS (
     SELECT id FROM taskkit_task
     WHERE "group" = %(group)s AND state = %(queued)s AND due <= {now}
+      AND NOT EXISTS (
+          SELECT 1 FROM taskkit_task
+          WHERE "group" = %(group)s AND state = %(running)s AND lease_expires <= {now})
     ORDER BY due, created, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -91,21 +96,25 @@ class PostgresBackend(DjangoBackend):
         lease_seconds: float,
         max_deliveries: int,
     ) -> ClaimBatch:
-        # Expired leases (reclaim or dead-letter) and fake clocks take the general path; the
-        # hint that no lease is running out is refreshed by every claim below.
-        if self.clock is not None or limit < 1 or self._may_have_expired(group):
+        # Fake clocks take the general path; so do expired leases (reclaim or dead-letter),
+        # which the statement reports instead of claiming.
+        if self.clock is not None or limit < 1:
             return super().claim(group, worker_id, limit, lease_seconds, max_deliveries)
         self._maybe_sweep()
 
-        def op(replaying: bool) -> ClaimBatch:
+        def op(replaying: bool) -> ClaimBatch | None:
             self._before_claim(group)
             return self._claim_statement(group, worker_id, limit, lease_seconds)
 
-        return self._run(op)  # type: ignore[no-any-return]
+        batch: ClaimBatch | None = self._run(op)
+        if batch is None:
+            return super().claim(group, worker_id, limit, lease_seconds, max_deliveries)
+        return batch
 
     def _claim_statement(
         self, group: str, worker_id: str, limit: int, lease_seconds: float
-    ) -> ClaimBatch:
+    ) -> ClaimBatch | None:
+        """The one-statement claim; None when a lease of the group has run out."""
         params: dict[str, Any] = {
             "group": group,
             "queued": _QUEUED,
@@ -117,7 +126,10 @@ class PostgresBackend(DjangoBackend):
         rows = _db.pg_execute(self.using, _CLAIM_SQL.format(now=_db.now_sql(self.using)), params)
         now, queued_min, running_min = (None if v is None else float(v) for v in rows[0][:3])
         assert now is not None
+        # The general path's hint: it then looks for the expired leases at once.
         self._lease_hints[group] = (running_min, now, time.monotonic())
+        if running_min is not None and running_min <= now:
+            return None
         claims = []
         for row in rows:
             if row[3] is None:  # the LEFT JOIN's empty row: nothing claimed
