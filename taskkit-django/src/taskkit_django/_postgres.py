@@ -2,8 +2,8 @@
 
 What differs from the portable ORM code: puts, claims and finishes are one statement each
 (a put or finish with its ``pg_notify`` in the same statement, so a waiter wakes only once
-the change is visible), and waits block on ``LISTEN`` (:mod:`taskkit_django._listen`)
-instead of backing off.
+the change is visible), a worker's batch of outcomes is one statement too, and waits block
+on ``LISTEN`` (:mod:`taskkit_django._listen`) instead of backing off.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from django.db import connections
-from taskkit._task import Claim, ClaimBatch, Outcome, Task, TaskState
+from taskkit._task import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
 from taskkit.backend import Backend
 
 from . import _db, _listen
@@ -63,6 +63,32 @@ FROM (
 ) AS s
 LEFT JOIN claimed AS c ON true
 """
+#: Many finishes (complete, fail, discard, acknowledge_cancel) in one statement, each fenced by
+#: its own token exactly as :meth:`PostgresBackend._finish_row` fences one; the ids it changed
+#: come back with their notifications, sent at commit like the single finish's.
+_FINISH_MANY_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[],
+                         %(results)s::bytea[], %(errors)s::text[])
+        AS i(id, token, state, result, error)
+), done AS (
+    UPDATE taskkit_task AS t
+    SET state = i.state, result = i.result, error = i.error, finished = {now},
+        expires = {now} + t.ttl, worker_id = NULL, lease_expires = NULL,
+        cancel_requested = false
+    FROM input AS i
+    WHERE t.id = i.id AND t.token = i.token AND t.state = %(running)s
+    RETURNING t.id, t.token
+)
+SELECT id, token, pg_notify(%(channel)s, %(prefix)s || id) FROM done
+"""
+_FINISHED_BY = {
+    "complete": TaskState.SUCCEEDED,
+    "fail": TaskState.FAILED,
+    "discard": TaskState.DISCARDED,
+    "acknowledge_cancel": TaskState.CANCELLED,
+}
+
 _CLAIM_COLUMNS = (
     "id", "group", "name", "data", "due", "created", "scheduled", "retry_count", "ttl",
     "timeout", "deliveries", "token", "lease_expires",
@@ -139,6 +165,54 @@ class PostgresBackend(DjangoBackend):
             claims.append(Claim(task, values["token"], float(values["lease_expires"]), worker_id))
         claims.sort(key=lambda c: (c.task.due, c.task.created, c.task.id))
         return ClaimBatch(claims, _earliest(queued_min, running_min), [])
+
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        finishes: dict[tuple[str, str], int] = {}
+        for i, w in enumerate(writes):
+            # A second write for one claim finds the token stale, as it would alone.
+            if w.action in _FINISHED_BY:
+                finishes.setdefault((w.claim.task.id, w.claim.token), i)
+        if self.clock is not None or len(finishes) < 2:
+            return super().record_outcomes(writes)
+        applied = [False] * len(writes)
+        done = self._finish_many([writes[i] for i in finishes.values()])
+        for key, i in finishes.items():
+            applied[i] = key in done
+        others = [i for i, w in enumerate(writes) if w.action not in _FINISHED_BY]
+        if others:  # retries: rare, and each its own primitive
+            for i, ok in zip(others, super().record_outcomes([writes[i] for i in others])):
+                applied[i] = ok
+        return applied
+
+    def _finish_many(self, writes: Sequence[OutcomeWrite]) -> set[tuple[str, str]]:
+        """Apply finishes in one statement; the (id, token) pairs that were applied."""
+        ids, tokens, states, results, errors = [], [], [], [], []
+        for w in writes:
+            ids.append(w.claim.task.id)
+            tokens.append(w.claim.token)
+            states.append(_FINISHED_BY[w.action].value)
+            value = w.value.encode() if isinstance(w.value, str) else w.value
+            results.append(value if w.action == "complete" else None)
+            errors.append(None if w.action == "complete" else value.decode())
+        params = {"ids": ids, "tokens": tokens, "states": states, "results": results,
+                  "errors": errors, "running": _RUNNING, "channel": CHANNEL,
+                  "prefix": OUTCOME_PREFIX}
+        sql = _FINISH_MANY_SQL.format(now=_db.now_sql(self.using))
+
+        def op(replaying: bool) -> set[tuple[str, str]]:
+            done = {(row[0], row[1]) for row in _db.pg_execute(self.using, sql, params)}
+            if replaying:
+                # The first attempt may have committed before its answer was lost: a write
+                # whose row already carries its token and target state was ours.
+                for w, state in zip(writes, states):
+                    key = (w.claim.task.id, w.claim.token)
+                    if key not in done and self._tasks().filter(
+                        id=key[0], token=key[1], state=state
+                    ).exists():
+                        done.add(key)
+            return done
+
+        return self._run(op)  # type: ignore[no-any-return]
 
     def put(self, tasks: Sequence[Task]) -> list[bool]:
         if not tasks:
