@@ -288,9 +288,7 @@ class PostgresBackend(DjangoBackend):
                     t.timeout,
                 ]
             params += [CHANNEL, WORK_PREFIX]
-            with connections[self.using].cursor() as cursor:
-                cursor.execute(sql, params)
-                stored.update(r[0] for r in cursor.fetchall())
+            stored.update(r[0] for r in _db.pg_execute(self.using, sql, params))
         return stored
 
     def _finish_row(
