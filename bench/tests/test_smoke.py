@@ -1,8 +1,9 @@
-"""Smoke run of the benchmark harness: tiny sizes, the raw redis-py floor only.
+"""Smoke runs of the benchmark harness: tiny sizes, the raw redis-py floor, and workload E on
+taskkit-django with SQLite (neither needs a peer's virtualenv).
 
-It proves the harness works end to end (private redis-server, adapter subprocesses, the
-counter, every workload, tables, JSON, chart). It asserts nothing about speed: benchmarks are
-not tests.
+They prove the harness works end to end (private redis-server or private database, adapter
+subprocesses, the counter, every workload, tables, JSON, chart). They assert nothing about
+speed: benchmarks are not tests.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
+needs_redis = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs a redis-server executable"
 )
 
 
+@needs_redis
 def test_quick_run_of_the_raw_floor(tmp_path: Path) -> None:
     out_json = tmp_path / "quick.json"
     out_svg = tmp_path / "quick.svg"
@@ -50,3 +52,26 @@ def test_quick_run_of_the_raw_floor(tmp_path: Path) -> None:
     assert svg.tag.endswith("svg")
     texts = [t.text for t in svg.iter() if t.tag.endswith("text")]
     assert "raw redis-py (floor)" in texts
+
+
+def test_workload_e_on_taskkit_django_with_sqlite(tmp_path: Path) -> None:
+    pytest.importorskip("taskkit_django")
+    out_json = tmp_path / "e.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--only", "taskkit-django-sqlite",
+         "--workloads", "E", "--runs", "1", "--n", "100", "--rt-n", "10",
+         "--json", str(out_json), "--chart", str(tmp_path / "e.svg")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| taskkit-django on SQLite |" in done.stdout
+
+    payload = json.loads(out_json.read_text())
+    runs = payload["results"]["taskkit-django-sqlite"]
+    for workload in ("A-one", "A-bulk", "B1", "B2", "C"):
+        assert len(runs[workload]) == 1, workload
+        assert "error" not in runs[workload][0], runs[workload][0]
+    assert "D" not in runs  # E has no idle workload
+    assert runs["B1"][0]["done"] >= 100
+    assert runs["C"][0]["count"] == 10
+    assert (tmp_path / "e-e.svg").exists()
