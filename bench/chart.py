@@ -12,7 +12,6 @@ from peers import System
 WIDTH = 980
 LABEL_W = 250
 RIGHT_PAD = 90
-PLOT_W = WIDTH - LABEL_W - RIGHT_PAD
 BAR_H = 7
 FONT = "font-family='DejaVu Sans, Arial, sans-serif'"
 
@@ -65,20 +64,21 @@ def _legend(x: float, y: float, series: tuple[tuple[str, str, str], ...]) -> lis
 def _panel(
     parts: list[str], top: float, title: str, systems: list[System],
     summary: dict[str, dict[str, Any]], series: tuple[tuple[str, str, str], ...], log_scale: bool,
-    unit: str,
+    unit: str, label_w: float = LABEL_W,
 ) -> float:
     """Draw one panel starting at ``top``; return the y just below it."""
+    plot_w = WIDTH - label_w - RIGHT_PAD
     # Rows with nothing to show in this panel (e.g. a defaults variant that ran no A) go.
     systems = [s for s in systems
                if any(_median(summary, s.key, k) is not None for k, _, _ in series)]
     parts.append(_text(10, top + 16, title, 14, weight="bold"))
-    parts.extend(_legend(LABEL_W, top + 36, series))
+    parts.extend(_legend(label_w, top + 36, series))
     y0 = top + 50
     row_h = len(series) * (BAR_H + 1) + 8
     values = [v for s in systems for k, _, _ in series
               if (v := _median(summary, s.key, k)) is not None and v > 0]
     if not values:
-        parts.append(_text(LABEL_W, y0 + 14, "no data", 12))
+        parts.append(_text(label_w, y0 + 14, "no data", 12))
         return y0 + 30
     if log_scale:
         lo = 10 ** math.floor(math.log10(min(values)))
@@ -88,28 +88,28 @@ def _panel(
         hi = max(hi, lo * 10)
 
         def scale(v: float) -> float:
-            return PLOT_W * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+            return plot_w * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
 
         ticks = [lo * 10 ** i for i in range(round(math.log10(hi / lo)) + 1)]
     else:
         hi = _nice_max(max(values))
 
         def scale(v: float) -> float:
-            return PLOT_W * v / hi
+            return plot_w * v / hi
 
         ticks = [hi * i / 5 for i in range(6)]
     height = row_h * len(systems)
     for tick in ticks:
-        x = LABEL_W + scale(tick)
+        x = label_w + scale(tick)
         parts.append(f"<line x1='{x:.1f}' y1='{y0:.1f}' x2='{x:.1f}' y2='{y0 + height:.1f}' "
                      "stroke='#ddd' stroke-width='1'/>")
         label = f"{tick:,.0f}" if tick >= 1 else f"{tick:g}"
         parts.append(_text(x, y0 + height + 14, label, 10, anchor="middle", fill="#555"))
-    parts.append(_text(LABEL_W + PLOT_W / 2, y0 + height + 30, unit, 11, anchor="middle",
+    parts.append(_text(label_w + plot_w / 2, y0 + height + 30, unit, 11, anchor="middle",
                        fill="#555"))
     for i, system in enumerate(systems):
         y = y0 + i * row_h + 4
-        parts.append(_text(LABEL_W - 8, y + row_h / 2, system.label, 11, anchor="end",
+        parts.append(_text(label_w - 8, y + row_h / 2, system.label, 11, anchor="end",
                            weight="bold" if system.peer.name.startswith("taskkit-django")
                            or system.peer.name == "taskkit" else "normal"))
         for j, (key, _, color) in enumerate(series):
@@ -118,22 +118,24 @@ def _panel(
             if value is None or value <= 0:
                 continue
             w = max(scale(value), 1.0)
-            parts.append(f"<rect x='{LABEL_W}' y='{by:.1f}' width='{w:.1f}' height='{BAR_H}' "
+            parts.append(f"<rect x='{label_w}' y='{by:.1f}' width='{w:.1f}' height='{BAR_H}' "
                          f"fill='{color}'/>")
             shown = f"{value:,.0f}" if not log_scale else (f"{value:.2f}" if value < 10
                                                            else f"{value:,.0f}")
-            parts.append(_text(LABEL_W + w + 3, by + BAR_H - 0.5, shown, 8, fill="#333"))
+            parts.append(_text(label_w + w + 3, by + BAR_H - 0.5, shown, 8, fill="#333"))
     return y0 + height + 40
 
 
 def render(systems: list[System], summary: dict[str, dict[str, Any]], subtitle: str) -> str:
     parts: list[str] = []
+    # Room for the longest label (about 6 px a character at 11 px), never less than the default.
+    label_w = max(LABEL_W, 16 + 6 * max((len(s.label) for s in systems), default=0))
     y = _panel(parts, 30, "Drain throughput (tasks/s, higher is better)", systems, summary,
-               DRAIN, False, "tasks per second (median of runs)")
+               DRAIN, False, "tasks per second (median of runs)", label_w)
     y = _panel(parts, y, "Enqueue throughput (tasks/s, log scale, higher is better)", systems,
-               summary, ENQUEUE, True, "tasks per second (median of runs)")
+               summary, ENQUEUE, True, "tasks per second (median of runs)", label_w)
     y = _panel(parts, y, "Round-trip latency (ms, log scale, lower is better)", systems,
-               summary, LATENCY, True, "milliseconds (median of runs)")
+               summary, LATENCY, True, "milliseconds (median of runs)", label_w)
     height = y + 10
     head = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height:.0f}' "
