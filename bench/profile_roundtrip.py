@@ -111,6 +111,7 @@ def main() -> int:
                 proc.terminate()
             for proc in procs:
                 proc.join(10)
+            kit.backend.close()  # before the private database goes (its LISTEN connection)
     worker: dict[str, dict[str, float]] = {}
     events: dict[str, list[float]] = {"woke": [], "claim-call": []}
     for line in STAMPS.read_text().splitlines():
