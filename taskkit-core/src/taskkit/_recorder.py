@@ -2,10 +2,13 @@
 
 Group commit: an executor that finishes a task while no write is in flight writes its
 outcome itself, at once (no thread hop, no waiting to fill a batch: batching costs an idle
-worker no latency). While a write is in flight, outcomes queue up instead, the executors go on
-to their next tasks, and the recorder thread writes everything queued with one
-:meth:`~taskkit.backend.Backend.record_outcomes` call: a busy worker pays one round trip for
-many tasks instead of one each.
+worker no latency). While a write is in flight, outcomes queue up instead and the recorder
+thread writes everything queued with one :meth:`~taskkit.backend.Backend.record_outcomes`
+call: a busy worker pays one round trip for many tasks instead of one each.
+
+How far executors may run ahead of their outcomes is the worker's decision
+(``submit(wait=...)``): it lets them go on only while few outcomes are unwritten, which bounds
+what a crash can make run twice (the conformance kit checks the bound under SIGKILL).
 
 A task stays in flight (its lease renewed, a graceful shutdown waiting for it) until its
 outcome is written or given up on; the lifecycle hook of an outcome runs only once the
@@ -30,7 +33,7 @@ log = logging.getLogger("taskkit.worker")
 MAX_BATCH = 256
 
 
-@dataclass(frozen=True)
+@dataclass
 class PendingOutcome:
     """An outcome waiting to be written, and what to do once it is."""
 
@@ -39,6 +42,8 @@ class PendingOutcome:
     on_applied: Callable[[], None] | None
     #: called exactly once, whatever happened: the task is no longer in flight.
     on_settled: Callable[[], None]
+    #: set once the outcome was written or given up on (made only when somebody waits).
+    settled: threading.Event | None = None
 
 
 class OutcomeRecorder:
@@ -62,10 +67,19 @@ class OutcomeRecorder:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, pending: PendingOutcome) -> None:
-        """Write ``pending`` now if no write is in flight, else queue it for the next batch."""
-        if not self._writing.acquire(blocking=False):
+    def submit(self, pending: PendingOutcome, *, inline: bool = True, wait: bool = True) -> None:
+        """Write ``pending`` with the next batch, or now on this thread.
+
+        :param inline: write it on this thread if no write is in flight (the fastest path for
+            a lone task; a busy worker rather lets the recorder thread write for it).
+        :param wait: return only once it is written (or given up on).
+        """
+        if not (inline and self._writing.acquire(blocking=False)):
+            if wait:
+                pending.settled = threading.Event()
             self._queue.put(pending)
+            if pending.settled is not None:
+                pending.settled.wait()
             return
         try:
             batch, closing = self._take(pending)
@@ -131,6 +145,8 @@ class OutcomeRecorder:
         finally:
             for pending in batch:
                 pending.on_settled()
+                if pending.settled is not None:
+                    pending.settled.set()
 
     def _write(self, batch: list[PendingOutcome]) -> list[bool]:
         writes = [pending.write for pending in batch]

@@ -78,7 +78,11 @@ class KitConfig:
     :ivar prefetch: claimed tasks a group may hold ready beyond its busy threads, so its
         threads never wait on a claim's round trip. None (the default): as many as the group
         has threads while its tasks take under 50 ms on average, none otherwise (a long task
-        must not hold others that an idle worker could run). 0 turns prefetch off.
+        must not hold others that an idle worker could run). 0 turns prefetch off. While
+        prefetch is on, executors may also start their next task before the previous outcome
+        is stored (up to twice the prefetch per group), so outcomes are written in batches;
+        a crash can then make up to ``threads + 2 * prefetch`` tasks of a group run again,
+        instead of ``threads``.
     """
 
     lease_seconds: float = 30.0
