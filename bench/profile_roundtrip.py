@@ -13,7 +13,7 @@ p95 of every stage:
     put      producer: initiate_task until put returned
     wake     put returned until the claimer's claim returned with the task
     handoff  claim returned until the handler started (executor thread hand-off)
-    finish   handler started until complete() returned (hooks, encode, the complete script)
+    finish   handler started until its outcome was written (hooks, encode, record_outcomes)
     notify   complete() returned until Result.get returned in the producer
 
 A development tool for issue 6's "profile where a target is missed"; not part of the suite.
@@ -43,8 +43,8 @@ def _stamp(task_id: str, stage: str) -> None:
 
 
 def _instrument(backend_class: Any) -> None:
-    """Wrap the backend's claim and complete (inherited by the forked worker)."""
-    claim, complete = backend_class.claim, backend_class.complete
+    """Wrap the backend's claim and outcome writes (inherited by the forked worker)."""
+    claim, record = backend_class.claim, backend_class.record_outcomes
     wait = backend_class.wait_for_work
 
     def timed_wait(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -59,14 +59,16 @@ def _instrument(backend_class: Any) -> None:
             _stamp(c.task.id, "claimed")
         return batch
 
-    def timed_complete(self: Any, claim_: Any, *args: Any, **kwargs: Any) -> Any:
-        answer = complete(self, claim_, *args, **kwargs)
-        _stamp(claim_.task.id, "completed")
+    def timed_record(self: Any, writes: Any) -> Any:
+        # The worker writes outcomes through record_outcomes (batched), never complete().
+        answer = record(self, writes)
+        for write in writes:
+            _stamp(write.claim.task.id, "completed")
         return answer
 
     setattr(backend_class, "claim", timed_claim)  # noqa: B010 - monkeypatching on purpose
     setattr(backend_class, "wait_for_work", timed_wait)  # noqa: B010
-    setattr(backend_class, "complete", timed_complete)  # noqa: B010
+    setattr(backend_class, "record_outcomes", timed_record)  # noqa: B010
 
 
 def main() -> int:

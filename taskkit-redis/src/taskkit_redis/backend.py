@@ -504,10 +504,10 @@ class RedisBackend(Backend):
                 # Rotating the list onto itself reads the "finished" token without taking
                 # it, so every waiter of the task wakes.
                 block = min(remaining - _SERVER_TIMER_SLACK, self._block_cap)
-                woke = self._client.blmove(notify, notify, block, "RIGHT", "LEFT")
+                woke, outcome = self._block_then_read(notify, block, outcome)
             else:
                 time.sleep(remaining)  # the last moments: one more look at the deadline
-            outcome = self._read_outcome(task_id)
+                outcome = self._read_outcome(task_id)
             if outcome is None or outcome.state.finished:
                 return outcome
             if woke is not None:
@@ -516,6 +516,26 @@ class RedisBackend(Backend):
                 idle_wakes += 1
                 if idle_wakes > 1:
                     time.sleep(min(0.05 * idle_wakes, 0.5, max(0.0, deadline - time.monotonic())))
+
+    def _block_then_read(
+        self, notify: str, block: float, seen: Outcome
+    ) -> tuple[Any, Outcome | None]:
+        """Wait on the notification list, then read the record: one round trip after the wake.
+
+        Redis runs a pipeline's commands in order, and a blocked command holds back the ones
+        behind it, so the read runs the moment the wait ends. (Cluster mode keeps two calls.)
+        """
+        task = seen.task
+        if self._cluster:
+            woke = self._client.blmove(notify, notify, block, "RIGHT", "LEFT")
+            return woke, self._read_outcome(task.id)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.blmove(notify, notify, block, "RIGHT", "LEFT")
+        pipe.hgetall(self.keys.record(task.group, task.id))
+        woke, raw = pipe.execute()
+        if not raw:  # expired or removed meanwhile: the id may live on elsewhere
+            return woke, self._read_outcome(task.id)
+        return woke, outcome_from_fields(task.group, task.id, decode_fields(raw), strict=False)
 
     # ------------------------------------------------------------------ control
 
