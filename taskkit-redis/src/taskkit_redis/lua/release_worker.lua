@@ -14,6 +14,7 @@ for _, id in ipairs(redis.call('SMEMBERS', worker_key(worker))) do
     end
   end
 end
-redis.call('DEL', worker_key(worker))
+-- The set stays: its tasks are still held (by expired leases) until they are reclaimed or
+-- finish, which removes them from it; a second release counts them again, as the model does.
 if held > 0 then wake() end
 return held
