@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The C reply parser of redis-py. taskkit-redis depends on it, so every peer that talks to
+#: Redis through redis-py gets it too: a fair comparison, not a handicap for the peers.
+HIREDIS = "hiredis==3.5.0"
+
 #: Workload ids, in table order.
 WORKLOADS = ("A-one", "A-bulk", "B1", "B2", "C", "D")
 
@@ -87,7 +91,7 @@ PEERS: tuple[Peer, ...] = (
         name="taskkit024",
         label="taskkit 0.2.4 (PyPI)",
         adapter="taskkit024_adapter",
-        requirements=("taskkit==0.2.4", "redis==8.1.0"),
+        requirements=("taskkit==0.2.4", "redis==8.1.0", HIREDIS),
         distributions=("taskkit", "redis"),
         concurrency="kit.start_processes(P, {group: N}) (N threads per process)",
         bulk_api="kit.initiate_tasks(*dicts)",
@@ -99,7 +103,7 @@ PEERS: tuple[Peer, ...] = (
         name="rq",
         label="RQ",
         adapter="rq_adapter",
-        requirements=("rq==3.0.0", "redis==8.1.0"),
+        requirements=("rq==3.0.0", "redis==8.1.0", HIREDIS),
         distributions=("rq", "redis"),
         concurrency="one job at a time per worker process (RQ has no threads): P worker "
         "processes, so B1 = 1 worker and B2 = 2 workers",
@@ -113,7 +117,7 @@ PEERS: tuple[Peer, ...] = (
         name="celery",
         label="Celery",
         adapter="celery_adapter",
-        requirements=("celery[redis]==5.7.0",),
+        requirements=("celery[redis]==5.7.0", HIREDIS),
         distributions=("celery", "kombu", "redis"),
         concurrency="--pool=threads --concurrency=N per worker; P workers",
         bulk_api="group(noop.s() for ...).apply_async() (publishes one message per task "
@@ -130,7 +134,7 @@ PEERS: tuple[Peer, ...] = (
         name="dramatiq",
         label="Dramatiq",
         adapter="dramatiq_adapter",
-        requirements=("dramatiq[redis]==2.2.1",),
+        requirements=("dramatiq[redis]==2.2.1", HIREDIS),
         distributions=("dramatiq", "redis"),
         concurrency="Worker(broker, worker_threads=N) per process; P processes",
         bulk_api="group(...).run() (enqueues one message at a time)",
@@ -143,7 +147,7 @@ PEERS: tuple[Peer, ...] = (
         name="huey",
         label="Huey",
         adapter="huey_adapter",
-        requirements=("huey==3.5.4", "redis==8.1.0"),
+        requirements=("huey==3.5.4", "redis==8.1.0", HIREDIS),
         distributions=("huey", "redis"),
         concurrency="consumer workers=N, worker_type='thread'; P consumer processes",
         bulk_api="task.map(...) (enqueues one task at a time)",
@@ -155,7 +159,7 @@ PEERS: tuple[Peer, ...] = (
         name="arq",
         label="arq",
         adapter="arq_adapter",
-        requirements=("arq==0.28.0",),
+        requirements=("arq==0.28.0", HIREDIS),
         distributions=("arq", "redis"),
         concurrency="Worker(max_jobs=N) (asyncio) per process; P processes",
         bulk_api=None,
@@ -167,7 +171,7 @@ PEERS: tuple[Peer, ...] = (
         name="taskiq",
         label="taskiq + taskiq-redis",
         adapter="taskiq_adapter",
-        requirements=("taskiq==0.13.0", "taskiq-redis==1.2.4"),
+        requirements=("taskiq==0.13.0", "taskiq-redis==1.2.4", HIREDIS),
         distributions=("taskiq", "taskiq-redis", "redis"),
         concurrency="taskiq worker --workers P --max-async-tasks N (async tasks)",
         bulk_api=None,
