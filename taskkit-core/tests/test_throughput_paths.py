@@ -43,8 +43,7 @@ def test_prefetch_claims_ahead_of_busy_threads(backend: MemoryBackend) -> None:
     results = [kit.initiate_task("g", "wait_release", i) for i in range(5)]
     with worker(kit, threads=1):
         # One task in the handler, two more claimed and waiting for the thread.
-        wait_until(lambda: claimed(backend) == 3)
-        assert len(handler.runs) == 1
+        wait_until(lambda: claimed(backend) == 3 and len(handler.runs) == 1)
         handler.release.set()
         assert [r.get(timeout=5) for r in results] == ["released"] * 5
     assert sorted(tid for tid, _ in handler.runs) == sorted(r.task_id for r in results), (
