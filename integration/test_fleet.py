@@ -165,4 +165,9 @@ def test_paused_worker_cannot_overwrite_newer_outcomes(env: Env, prefetch: int |
     wait_until(lambda: "lease lost" in fleet.log(), 30)
     for result in results:  # the stored outcome belongs to the last lease: still correct
         assert result.outcome().state is TaskState.SUCCEEDED
-    assert read_ledger(env.ledger).duplicates <= 4
+    # The victim's 4 running tasks run again elsewhere. With prefetch, an outcome written
+    # after its executor moved on may also be caught in flight by the stop (the design bound
+    # is threads + 2 x prefetch); with 2 s tasks and millisecond writes that is rarely more
+    # than one. Running its 4 buffered, unstarted tasks after waking would add 4.
+    allowed = 4 if prefetch is None else 4 + 2
+    assert read_ledger(env.ledger).duplicates <= allowed
