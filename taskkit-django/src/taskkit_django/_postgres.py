@@ -234,24 +234,9 @@ class PostgresBackend(DjangoBackend):
 
         return self._run(op)  # type: ignore[no-any-return]
 
-    def put(self, tasks: Sequence[Task]) -> list[bool]:
-        if not tasks:
-            return []
-        first: dict[str, int] = {}
-        for i, task in enumerate(tasks):
-            first.setdefault(task.id, i)
-        unique = [tasks[i] for i in sorted(first.values())]
-
-        def op(replaying: bool) -> set[str]:
-            inserted = self._insert_notify(unique)
-            missing = [t.id for t in unique if t.id not in inserted]
-            if missing and self._delete_expired(missing):
-                again = set(missing)
-                inserted |= self._insert_notify([t for t in unique if t.id in again])
-            return inserted
-
-        inserted: set[str] = self._run(op)
-        return [t.id in inserted and first[t.id] == i for i, t in enumerate(tasks)]
+    def _store_new(self, tasks: Sequence[Task]) -> set[str]:
+        # Autocommit statements: each insert (of a chunk) also notifies the workers itself.
+        return self._insert_over_expired(tasks, self._insert_notify)
 
     def _insert_notify(self, tasks: Sequence[Task]) -> set[str]:
         """Insert-or-ignore and NOTIFY in one statement per chunk; the ids it stored.

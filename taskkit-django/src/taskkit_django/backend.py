@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import reduce
 from operator import or_
 from typing import Any, ClassVar
@@ -195,19 +195,28 @@ class DjangoBackend(Backend):
         for i, task in enumerate(tasks):
             first.setdefault(task.id, i)
         unique = [tasks[i] for i in sorted(first.values())]
-
-        def op(replaying: bool) -> set[str]:
-            nonce = uuid.uuid4().hex
-            with _db.write_transaction(self.using):
-                inserted = self._insert(unique, nonce)
-                missing = [t.id for t in unique if t.id not in inserted]
-                if missing and self._delete_expired(missing):
-                    inserted |= self._insert([t for t in unique if t.id in set(missing)], nonce)
-                self._notify_work(t.group for t in unique if t.id in inserted)
-            return inserted
-
-        inserted: set[str] = self._run(op)
+        inserted: set[str] = self._run(lambda _replaying: self._store_new(unique))
         return [t.id in inserted and first[t.id] == i for i, t in enumerate(tasks)]
+
+    def _store_new(self, tasks: Sequence[Task]) -> set[str]:
+        """Store the tasks whose ids are free and wake their workers; the ids it stored."""
+        nonce = uuid.uuid4().hex
+        with _db.write_transaction(self.using):
+            inserted = self._insert_over_expired(tasks, lambda batch: self._insert(batch, nonce))
+            self._notify_work(t.group for t in tasks if t.id in inserted)
+        return inserted
+
+    def _insert_over_expired(
+        self, tasks: Sequence[Task], insert: Callable[[Sequence[Task]], set[str]]
+    ) -> set[str]:
+        """``insert`` (insert-or-ignore), then once more for the ids that only an expired
+        record held (deleted in between); the ids stored."""
+        inserted = insert(tasks)
+        missing = [t.id for t in tasks if t.id not in inserted]
+        if missing and self._delete_expired(missing):
+            again = set(missing)
+            inserted |= insert([t for t in tasks if t.id in again])
+        return inserted
 
     def _insert(self, tasks: Sequence[Task], nonce: str) -> set[str]:
         """Insert-or-ignore ``tasks``; returns the ids this call stored.
