@@ -5,6 +5,7 @@ The public surface is re-exported here; everything in modules starting with ``_`
 
 from __future__ import annotations
 
+from ._scheduler import Scheduler
 from ._task import (
     DEFAULT_TTL,
     CancelResult,
@@ -106,6 +107,7 @@ __all__ = [
     "ScheduleEntryCompat",
     "ScheduleEntryDict",
     "ScheduleError",
+    "Scheduler",
     "SystemClock",
     "Task",
     "TaskCancelled",

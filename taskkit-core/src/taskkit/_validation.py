@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Final
 
 from .errors import InvalidTask, PayloadTooLarge
@@ -68,7 +68,3 @@ def to_epoch(value: datetime | float | int | None, default: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     raise InvalidTask(f"due must be a datetime or epoch seconds, not {type(value).__name__}")
-
-
-def utc_from_epoch(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)

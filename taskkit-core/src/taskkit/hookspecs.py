@@ -2,9 +2,15 @@
 
 Plugins implement these with :data:`taskkit.hookimpl` and register through the ``taskkit``
 entry-point group (``[project.entry-points.taskkit] mybackend = "my_pkg.plugin"``). The
-built-in parts (the in-memory backend, JSON, the retry policies, ``RegularSchedule``) register
-through the same hooks as third-party ones. Unknown ``taskkit_*`` implementations fail at load
-time.
+built-in parts (the in-memory backend, the serializers, the retry policies, the ``cron``
+schedule kind) register through the same hooks as third-party ones; ``RegularSchedule`` is no
+schedule kind, as it is built from fields rather than from an expression. Unknown
+``taskkit_*`` implementations fail at load time.
+
+The registration hooks run once per process, over the entry-point plugins; a plugin given to
+one kit only (``Kit(..., plugins=[...])``) may implement the lifecycle and execution hooks,
+and one that implements a registration hook is refused with a
+:class:`~taskkit.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -16,16 +22,28 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._task import Task
-    from .plugins import (
+    from .registries import (
         BackendRegistry,
         RetryPolicyRegistry,
         ScheduleRegistry,
         SerializerRegistry,
     )
 
+#: The pluggy project name, and the entry-point group plugins register under.
 NAME = "taskkit"
 
+#: Marks the hook specifications below.
 hookspec = pluggy.HookspecMarker(NAME)
+#: Marks hook implementations: ``@hookimpl def taskkit_register_backends(registry): ...``
+hookimpl = pluggy.HookimplMarker(NAME)
+
+#: The hooks that fill the process-wide registries (never called on a kit-local plugin).
+REGISTRATION_HOOKS = (
+    "taskkit_register_backends",
+    "taskkit_register_serializers",
+    "taskkit_register_retry_policies",
+    "taskkit_register_schedules",
+)
 
 # --------------------------------------------------------------------------- registration
 

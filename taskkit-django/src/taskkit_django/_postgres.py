@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from django.db import connections
-from taskkit._task import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
+from taskkit import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
 from taskkit.backend import Backend
 
 from . import _db, _listen

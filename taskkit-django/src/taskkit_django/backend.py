@@ -33,7 +33,7 @@ from django.db import connections
 from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When
 from django.db.models.expressions import Combinable, RawSQL
 from django.db.models.functions import Least
-from taskkit._task import (
+from taskkit import (
     CancelResult,
     Claim,
     ClaimBatch,

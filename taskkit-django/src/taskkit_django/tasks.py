@@ -44,9 +44,8 @@ from django.tasks.base import TaskContext, TaskError, TaskResult, TaskResultStat
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
-from taskkit import TaskHandler, TaskState
-from taskkit._task import Outcome
-from taskkit._task import Task as KitTask
+from taskkit import Outcome, TaskHandler, TaskState
+from taskkit import Task as KitTask
 from taskkit.errors import InvalidTask as KitInvalidTask
 
 __all__ = ["DjangoTasksHandler", "TaskkitBackend"]

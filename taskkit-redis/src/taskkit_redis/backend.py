@@ -29,13 +29,13 @@ from taskkit import (
     Claim,
     ClaimBatch,
     ControlEvent,
+    ControlKind,
     LeaseStatus,
     Outcome,
     OutcomeWrite,
     QueueStats,
     Task,
 )
-from taskkit._task import ControlKind
 from taskkit.errors import BackendUnavailable, LeaseLost
 
 from ._codec import (

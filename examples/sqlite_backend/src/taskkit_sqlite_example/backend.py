@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from os import PathLike
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from taskkit import (
     Backend,
@@ -25,6 +25,7 @@ from taskkit import (
     Claim,
     ClaimBatch,
     ControlEvent,
+    ControlKind,
     LeaseLost,
     LeaseStatus,
     Outcome,
@@ -37,9 +38,6 @@ from taskkit.clock import Clock, SystemClock
 from . import _schema
 
 __all__ = ["SQLiteBackend"]
-
-# Spelled out here because taskkit does not export it publicly (it lives in taskkit._task).
-ControlKind = Literal["shutdown", "pause", "resume"]
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,14 @@ A thin forwarder to the ``taskkit-django`` distribution.
 
 from __future__ import annotations
 
+from . import missing_distribution
+
 try:
     from taskkit_django import DjangoBackend, initiate_on_commit, make_kit
-except ImportError as exc:  # pragma: no cover - depends on what is installed
-    raise ImportError(
-        "taskkit.impl.django needs the taskkit-django distribution: pip install taskkit-django"
-    ) from exc
+except ImportError as exc:
+    _hint = missing_distribution(exc, __name__, "taskkit-django", ("taskkit_django", "django"))
+    if _hint is None:
+        raise
+    raise _hint from exc
 
 __all__ = ["DjangoBackend", "initiate_on_commit", "make_kit"]

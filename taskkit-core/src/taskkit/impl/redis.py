@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from . import missing_distribution
+
 try:
     from taskkit_redis import RedisBackend, make_kit
-except ImportError as exc:  # pragma: no cover - exercised in a venv without taskkit-redis
-    if exc.name not in ("taskkit_redis", "redis"):
+except ImportError as exc:
+    _hint = missing_distribution(exc, __name__, "taskkit-redis", ("taskkit_redis", "redis"))
+    if _hint is None:
         raise
-    raise ImportError(
-        "taskkit.impl.redis needs the taskkit-redis distribution: pip install taskkit-redis",
-        name=exc.name,
-    ) from exc
+    raise _hint from exc
 
 __all__ = ["RedisBackend", "make_kit"]

@@ -7,9 +7,12 @@ label, ``taskkit``, the same tables and the same migrations. New projects may li
 
 from __future__ import annotations
 
+from taskkit.impl import missing_distribution
+
 try:
     import taskkit_django  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on what is installed
-    raise ImportError(
-        "'taskkit.contrib.django' needs the taskkit-django distribution: pip install taskkit-django"
-    ) from exc
+except ImportError as exc:
+    _hint = missing_distribution(exc, __name__, "taskkit-django", ("taskkit_django", "django"))
+    if _hint is None:
+        raise
+    raise _hint from exc
