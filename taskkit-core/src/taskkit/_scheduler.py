@@ -27,7 +27,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Final
 
 from ._task import DEFAULT_TTL, Task
-from .backend import Backend
+from .backend import Backend, earliest
 from .clock import Clock
 from .errors import ScheduleError
 from .schedule import Schedule, ScheduleEntry, TzInfo, _check_key
@@ -69,14 +69,6 @@ class _EntryState:
     retry_at: float | None = None
     #: Whether the "mark vanished" warning was logged since the mark was last seen.
     warned_lost_mark: bool = False
-
-
-def _earliest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
 
 
 def _as_point(value: object, what: str) -> float | None:
@@ -194,7 +186,7 @@ class Scheduler:
         for entry in self.entries:
             state = self._states[entry.key]
             if state.retry_at is not None and now < state.retry_at:
-                wake = _earliest(wake, state.retry_at)
+                wake = earliest(wake, state.retry_at)
                 continue
             try:
                 due = self._tick_entry(entry, state, now)
@@ -216,7 +208,7 @@ class Scheduler:
             else:
                 state.failures = 0
                 state.retry_at = None
-            wake = _earliest(wake, due)
+            wake = earliest(wake, due)
         return wake
 
     def _tick_entry(self, entry: ScheduleEntry, state: _EntryState, now: float) -> float | None:

@@ -135,6 +135,15 @@ class OutcomeWrite:
     value: bytes | str
     due: float | None = None
 
+    def retry_due(self) -> float:
+        """The new due time of a ``retry`` write.
+
+        :raises ValueError: the write has no due time (a retry always needs one).
+        """
+        if self.due is None:
+            raise ValueError(f"a retry needs a due time (task {self.claim.task.id!r})")
+        return float(self.due)
+
 
 @dataclass(frozen=True)
 class ClaimBatch:

@@ -39,7 +39,17 @@ from ._task import (
 )
 from .errors import LeaseLost
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "earliest"]
+
+
+def earliest(*times: float | None) -> float | None:
+    """The earliest of ``times`` that is known (not None), or None when none is.
+
+    For a claim's :attr:`~taskkit.ClaimBatch.next_due`: the earliest of the next queued due
+    time and the next lease expiry, either of which may be unknown.
+    """
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def _as_bytes(value: bytes | str) -> bytes:
@@ -218,9 +228,7 @@ class Backend(abc.ABC):
         for write in writes:
             try:
                 if write.action == "retry":
-                    if write.due is None:
-                        raise ValueError("a retry needs a due time")
-                    self.retry(write.claim, write.due, _as_text(write.value))
+                    self.retry(write.claim, write.retry_due(), _as_text(write.value))
                 elif write.action == "complete":
                     self.complete(write.claim, _as_bytes(write.value))
                 else:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from django.db import connections
 from taskkit import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
-from taskkit.backend import Backend
+from taskkit.backend import Backend, earliest
 
 from . import _db, _listen
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
@@ -25,7 +25,6 @@ from .backend import (
     _RUNNING,
     DjangoBackend,
     _chunks,
-    _earliest,
     _outcome,
     _task_from_values,
 )
@@ -184,7 +183,7 @@ class PostgresBackend(DjangoBackend):
             task = _task_from_values(values, deliveries=int(values["deliveries"]))
             claims.append(Claim(task, values["token"], float(values["lease_expires"]), worker_id))
         claims.sort(key=lambda c: (c.task.due, c.task.created, c.task.id))
-        return ClaimBatch(claims, _earliest(queued_min, running_min), [])
+        return ClaimBatch(claims, earliest(queued_min, running_min), [])
 
     def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
         finishes: dict[tuple[str, str], int] = {}

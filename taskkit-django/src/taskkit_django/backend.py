@@ -45,7 +45,7 @@ from taskkit import (
     Task,
     TaskState,
 )
-from taskkit.backend import Backend
+from taskkit.backend import Backend, earliest
 from taskkit.clock import Clock
 from taskkit.errors import ConfigurationError, LeaseLost
 
@@ -327,7 +327,7 @@ class DjangoBackend(Backend):
             if limit < 1 or not self._busy.get(busy_key):
                 # The idle path: one read of the clock and two indexed minimums, no lock.
                 now, queued, running = self._pending(group, ())
-                next_due = _earliest(queued, running)
+                next_due = earliest(queued, running)
                 if limit < 1 or next_due is None or next_due > now:
                     return ClaimBatch([], next_due, [])
             with _db.write_transaction(self.using):
@@ -422,7 +422,7 @@ class DjangoBackend(Backend):
             ]
         # After the update: what this batch took is no longer pending for this caller.
         _, queued_min, running_min = self._pending(group, chosen_ids)
-        return ClaimBatch(claims, _earliest(queued_min, running_min), dead)
+        return ClaimBatch(claims, earliest(queued_min, running_min), dead)
 
     def _pending(
         self, group: str, exclude: Sequence[str]
@@ -870,11 +870,6 @@ def _task_from_values(row: dict[str, Any], deliveries: int) -> Task:
         timeout=None if row["timeout"] is None else float(row["timeout"]),
         deliveries=deliveries,
     )
-
-
-def _earliest(*times: float | None) -> float | None:
-    known = [t for t in times if t is not None]
-    return min(known) if known else None
 
 
 def _outcome(row: Any) -> Outcome:

@@ -406,9 +406,7 @@ class RedisBackend(Backend):
                 write = writes[i]
                 task = write.claim.task
                 if write.action == "retry":
-                    if write.due is None:
-                        raise ValueError("a retry needs a due time")
-                    state, field = "queued", repr(float(write.due))
+                    state, field = "queued", repr(write.retry_due())
                 else:
                     state, field = _FINISHED_STATE[write.action]
                 args += [task.id, write.claim.token, state, field, write.value]
