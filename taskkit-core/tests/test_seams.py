@@ -142,7 +142,6 @@ def test_ruff_bans_every_private_module_of_taskkit_core_outside_it() -> None:
         and not name.split(".")[1].startswith("__")
     }
     assert private - banned == set(), "ruff.toml does not ban these private modules"
-    assert banned - private == set(), "ruff.toml bans modules that do not exist"
     exempt = [
         glob for glob, rules in config["lint"]["per-file-ignores"].items() if "TID251" in rules
     ]
