@@ -4,7 +4,11 @@ distributions use only taskkit-core's public surface (the ruff contract in ruff.
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.metadata
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +150,44 @@ def test_ruff_bans_every_private_module_of_taskkit_core_outside_it() -> None:
         glob for glob, rules in config["lint"]["per-file-ignores"].items() if "TID251" in rules
     ]
     assert exempt == ["taskkit-core/**"], "only taskkit-core may import its private modules"
+
+
+DISTRIBUTIONS = {
+    "taskkit-core": ("taskkit-core", "taskkit"),
+    "taskkit-redis": ("taskkit-redis", "taskkit_redis"),
+    "taskkit-django": ("taskkit-django", "taskkit_django"),
+    "taskkit-testing": ("taskkit-testing", "taskkit_testing"),
+    "taskkit-sqlite-example": ("examples/sqlite_backend", "taskkit_sqlite_example"),
+}
+
+
+def _pyproject(folder: str) -> dict[str, Any]:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+    loaded: dict[str, Any] = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())
+    return loaded
+
+
+@pytest.mark.parametrize("dist", sorted(DISTRIBUTIONS))
+def test_each_distribution_writes_its_version_once(dist: str) -> None:
+    folder, package = DISTRIBUTIONS[dist]
+    project = _pyproject(folder)
+    assert "version" not in project["project"], f"{dist}: the version is written in pyproject.toml"
+    assert project["project"]["dynamic"] == ["version"]
+    source = project["tool"]["hatch"]["version"]["path"]
+    assert source == f"src/{package}/__init__.py"
+    written = re.findall(r'^__version__ = "([^"]+)"$', (ROOT / folder / source).read_text(), re.M)
+    assert len(written) == 1, f"{dist}: {source} must write __version__ once"
+    assert importlib.import_module(package).__version__ == written[0]
+    assert importlib.metadata.version(dist) == written[0], f"{dist}: reinstall it (stale metadata)"
+
+
+@pytest.mark.parametrize("dist", sorted(DISTRIBUTIONS))
+def test_every_dependency_on_a_sibling_has_a_lower_bound(dist: str) -> None:
+    project = _pyproject(DISTRIBUTIONS[dist][0])["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    for requirement in requirements:
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+        if name in DISTRIBUTIONS:
+            assert ">=" in requirement, f"{dist}: {requirement!r} has no lower bound"
