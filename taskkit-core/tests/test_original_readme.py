@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from taskkit import (
-    DiscardTask,
     RegularSchedule,
     ResultGetTimedOut,
     ScheduleEntriesCompatMapping,
     ScheduleEntry,
-    Task,
-    TaskHandler,
     make_kit,
 )
 from taskkit.schedule import normalize_entries
 
-GROUP_NAME = "Any task group name"
-
-
-class Handler(TaskHandler):
-    def handle(self, task: Task) -> Any:
-        if task.group == GROUP_NAME:
-            if task.name == "foo":
-                data = json.loads(task.data)
-                return {"doubled": data["some_data"] * 2}
-            elif task.name == "bar":
-                return "bar done"
-        raise DiscardTask
-
-    def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
-        return task.retry_count if task.retry_count < 10 else None
-
-    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
-        return json.dumps(data).encode()
-
-    def encode_result(self, task: Task, result: Any) -> bytes:
-        return json.dumps(result).encode()
-
-    def decode_result(self, task: Task, encoded: bytes) -> Any:
-        return json.loads(encoded)
+# The README's handler: one copy for the core, Redis and Django suites.
+from taskkit_testing.readme import GROUP_NAME, Handler
 
 
 def _schedule_entries() -> ScheduleEntriesCompatMapping:
@@ -103,7 +76,7 @@ def test_start_blocks_until_shutdown_with_schedule_entries() -> None:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    assert kit.initiate_task(GROUP_NAME, "bar", None).get(timeout=10) == "bar done"
+    assert kit.initiate_task(GROUP_NAME, "bar", "bar done").get(timeout=10) == "bar done"
     kit.send_shutdown_event()
     assert finished.wait(10), "kit.start returned after the shutdown event"
 

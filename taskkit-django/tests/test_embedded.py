@@ -211,32 +211,13 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 
-from taskkit import TaskHandler, Task, DiscardTask, RegularSchedule, ScheduleEntry
+from taskkit import RegularSchedule, ScheduleEntry
 from taskkit.impl.django import make_kit
+# The README's handler: one copy for the core, Redis and Django suites.
+from taskkit_testing.readme import Handler
 
 GROUP_NAME = {group!r}
-
-
-class Handler(TaskHandler):
-    def handle(self, task: Task):
-        if task.group == GROUP_NAME:
-            if task.name == 'foo':
-                return json.loads(task.data)['some_data'] + 1
-            if task.name in ('test2', 'test3'):
-                return None
-        raise DiscardTask
-
-    def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
-        return task.retry_count if task.retry_count < 10 else None
-
-    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
-        return json.dumps(data).encode()
-
-    def encode_result(self, task: Task, result: Any) -> bytes:
-        return json.dumps(result).encode()
-
-    def decode_result(self, task: Task, encoded: bytes) -> Any:
-        return json.loads(encoded)
+Handler.group = GROUP_NAME
 
 
 if __name__ == "__main__":
@@ -261,7 +242,7 @@ if __name__ == "__main__":
     try:
         result = kit.initiate_task(GROUP_NAME, 'foo', dict(some_data=1),
                                    due=datetime.now() + timedelta(seconds=1))
-        print(result.get(timeout=60))
+        print(result.get(timeout=60)['doubled'])
         from taskkit_django.models import TaskRecord
         import time
         deadline = time.monotonic() + 30
