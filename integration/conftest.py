@@ -156,3 +156,30 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     environment = Env(request.param, url, options, tmp_path)
     yield environment
     environment.stop_all()
+
+
+def _load_redis_servers() -> Any:
+    """taskkit-redis' test helper for private redis-server processes (one copy, reused)."""
+    import importlib.util
+
+    path = ROOT / "taskkit-redis" / "tests" / "_servers.py"
+    spec = importlib.util.spec_from_file_location("_taskkit_redis_test_servers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of this test's own on a free port (tests may stop and restart it).
+
+    Append-only persistence is on, so a restart keeps the data (an outage, not a wipe).
+    """
+    servers = _load_redis_servers()
+    server = servers.RedisServer(tmp_path / "redis", None, "--appendonly", "yes")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

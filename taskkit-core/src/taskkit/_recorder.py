@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ._health import RETRY_CAP, BackendHealth, is_unavailable, one_line
 from ._task import OutcomeWrite
 from .backend import Backend
 
@@ -55,9 +56,15 @@ class OutcomeRecorder:
     """
 
     def __init__(
-        self, backend: Backend, *, give_up_after: float, stop_now: threading.Event
+        self,
+        backend: Backend,
+        *,
+        give_up_after: float,
+        stop_now: threading.Event,
+        health: BackendHealth | None = None,
     ) -> None:
         self._backend = backend
+        self._health = health or BackendHealth(log, backend.name)
         self._give_up_after = give_up_after
         self._stop_now = stop_now
         self._queue: queue.SimpleQueue[PendingOutcome | None] = queue.SimpleQueue()
@@ -135,13 +142,25 @@ class OutcomeRecorder:
                         "owns it",
                         pending.write.claim.task.id,
                     )
-        except Exception:
-            log.exception(
-                "could not record the outcome of %d task(s) (%s); they will run again after "
-                "their leases expire",
-                len(batch),
-                ", ".join(pending.write.claim.task.id for pending in batch[:10]),
-            )
+        except Exception as exc:
+            ids = ", ".join(pending.write.claim.task.id for pending in batch[:10])
+            if is_unavailable(exc):
+                # The outage itself is reported once by the health; this is what it cost.
+                log.error(
+                    "could not record the outcome of %d task(s) (%s): %s; they will run again "
+                    "after their leases expire",
+                    len(batch),
+                    ids,
+                    one_line(exc),
+                )
+                log.debug("recording outcomes failed", exc_info=True)
+            else:
+                log.exception(
+                    "could not record the outcome of %d task(s) (%s); they will run again "
+                    "after their leases expire",
+                    len(batch),
+                    ids,
+                )
         finally:
             for pending in batch:
                 pending.on_settled()
@@ -155,13 +174,19 @@ class OutcomeRecorder:
         while True:
             try:
                 applied = self._backend.record_outcomes(writes)
-            except Exception:
+            except Exception as exc:
                 if time.monotonic() + delay > give_up or self._stop_now.is_set():
                     raise
-                log.warning("recording %d outcome(s) failed; retrying", len(writes), exc_info=True)
+                if is_unavailable(exc):
+                    self._health.failed(f"recording {len(writes)} outcome(s)", exc)
+                else:
+                    log.warning(
+                        "recording %d outcome(s) failed; retrying", len(writes), exc_info=True
+                    )
                 self._stop_now.wait(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, RETRY_CAP)
             else:
+                self._health.succeeded()
                 if len(applied) != len(writes):
                     raise RuntimeError(
                         f"{type(self._backend).__name__}.record_outcomes answered "

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import Final
 
+from ._health import RETRY_CAP, BackendHealth, is_unavailable
 from ._task import DEFAULT_TTL, Task
 from .backend import Backend, earliest
 from .clock import Clock
@@ -91,6 +92,12 @@ class Scheduler:
     :param on_fired: called with each task this replica fired (not with points another
         replica fired); its exceptions are logged and ignored.
     :param max_wait: the longest :meth:`run` sleeps between ticks, in seconds.
+    :param health: where backend outages are reported (a worker passes its own, so an
+        outage is one line per process); by default the scheduler's own.
+
+    While the backend is unreachable, ticks are retried at least every second (so points
+    fire within about a second of its return) and the outage is logged once; other errors
+    (a broken custom schedule) back off exponentially up to ``max_wait``.
 
     Not thread-safe: one thread calls :meth:`tick` or :meth:`run`.
     """
@@ -105,6 +112,7 @@ class Scheduler:
         on_fired: Callable[[Task], None] | None = None,
         *,
         max_wait: float = 30.0,
+        health: BackendHealth | None = None,
     ) -> None:
         _check_key("scheduler name", name)
         keys: set[str] = set()
@@ -126,6 +134,8 @@ class Scheduler:
         self.clock = clock
         self.on_fired = on_fired
         self.max_wait = float(max_wait)
+        self._health = health or BackendHealth(log, backend.name)
+        self._entry_unavailable = False  # an entry of the last tick found the backend down
         self._states = {entry.key: _EntryState() for entry in self.entries}
         #: The time of the first tick: with no mark at all, points after it fire.
         self._started: float | None = None
@@ -147,18 +157,23 @@ class Scheduler:
                 after = self._now() if wake is not None else 0.0
             except Exception as exc:
                 failures += 1
-                delay = min(self.max_wait, _BASE_BACKOFF * 2 ** min(failures - 1, 16))
-                log.warning(
-                    "scheduler %r: tick failed (%d in a row): %r; retrying in %.1fs",
-                    self.name,
-                    failures,
-                    exc,
-                    delay,
-                    exc_info=failures == 1,
-                )
+                delay = self._backoff(failures, exc)
+                if is_unavailable(exc):
+                    self._health.failed(f"scheduler {self.name!r}", exc)
+                else:
+                    log.warning(
+                        "scheduler %r: tick failed (%d in a row): %r; retrying in %.1fs",
+                        self.name,
+                        failures,
+                        exc,
+                        delay,
+                        exc_info=failures == 1,
+                    )
                 stop.wait(delay)
                 continue
             failures = 0
+            if not self._entry_unavailable:
+                self._health.succeeded()
             if wake is None:
                 delay = self.max_wait
             else:
@@ -176,6 +191,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ internals
 
+    def _backoff(self, failures: int, exc: BaseException) -> float:
+        """The wait before retrying after ``failures`` failures in a row, the last ``exc``."""
+        delay = min(self.max_wait, _BASE_BACKOFF * 2.0 ** min(failures - 1, 16))
+        return min(delay, RETRY_CAP) if is_unavailable(exc) else delay
+
     def _now(self) -> float:
         return self.clock.time() if self.clock is not None else self.backend.now()
 
@@ -183,6 +203,7 @@ class Scheduler:
         if self._started is None:
             self._started = now
         wake: float | None = None
+        self._entry_unavailable = False
         for entry in self.entries:
             state = self._states[entry.key]
             if state.retry_at is not None and now < state.retry_at:
@@ -193,17 +214,21 @@ class Scheduler:
             except Exception as exc:
                 state.failures += 1
                 state.next_point = None
-                delay = min(self.max_wait, _BASE_BACKOFF * 2 ** min(state.failures - 1, 16))
+                delay = self._backoff(state.failures, exc)
                 state.retry_at = now + delay
-                log.warning(
-                    "scheduler %r: entry %r failed (%d in a row): %r; retrying in %.1fs",
-                    self.name,
-                    entry.key,
-                    state.failures,
-                    exc,
-                    delay,
-                    exc_info=state.failures == 1,
-                )
+                if is_unavailable(exc):
+                    self._entry_unavailable = True
+                    self._health.failed(f"scheduler {self.name!r}, entry {entry.key!r}", exc)
+                else:
+                    log.warning(
+                        "scheduler %r: entry %r failed (%d in a row): %r; retrying in %.1fs",
+                        self.name,
+                        entry.key,
+                        state.failures,
+                        exc,
+                        delay,
+                        exc_info=state.failures == 1,
+                    )
                 due = state.retry_at
             else:
                 state.failures = 0

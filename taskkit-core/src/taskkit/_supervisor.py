@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +110,7 @@ def start_workers(
     kit: Kit, spec: WorkerSpec, *, daemon: bool, start_method: str | None
 ) -> list[Any]:
     """Start ``spec.num_processes`` workers and return their process (or thread) handles."""
+    spec = _checked_once(kit, spec)
     if not kit.backend.supports_processes:
         handles = [ThreadWorkerHandle(kit, spec, daemon) for _ in range(spec.num_processes)]
         for handle in handles:
@@ -117,6 +118,15 @@ def start_workers(
         return handles
     ctx = _context(start_method)
     return [_spawn(kit, spec, ctx, daemon) for _ in range(spec.num_processes)]
+
+
+def _checked_once(kit: Kit, spec: WorkerSpec) -> WorkerSpec:
+    """Log the backend's start-up warnings here, once, and tell the workers not to repeat them."""
+    if spec.startup_checked:
+        return spec
+    for warning in kit.backend.check():
+        log.warning("%s", warning)
+    return replace(spec, startup_checked=True)
 
 
 @dataclass
@@ -156,8 +166,8 @@ class Supervisor:
             pass
 
     def run(self) -> None:
-        for warning in self.kit.backend.check():
-            log.warning("%s", warning)
+        # Once per supervisor: not again in every worker process, nor at every restart.
+        self.spec = _checked_once(self.kit, self.spec)
         if not self.kit.backend.supports_processes:
             self._run_in_this_process()
             return

@@ -31,6 +31,7 @@ from datetime import tzinfo
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ._health import RETRY_CAP, BackendHealth, is_unavailable, one_line
 from ._recorder import OutcomeRecorder, PendingOutcome
 from ._task import Claim, LeaseStatus, OutcomeAction, OutcomeWrite
 from ._validation import truncate_text, validate_payload
@@ -68,6 +69,9 @@ class WorkerSpec:
     threads: dict[str, int]
     schedule_entries: dict[str, list[ScheduleEntry]]
     tzinfo: tzinfo | None
+    #: True when the parent already logged ``backend.check()``'s warnings (once per
+    #: supervisor, not once per worker process and restart).
+    startup_checked: bool = False
 
 
 @dataclass
@@ -106,13 +110,15 @@ class _GroupRunner:
         self.cond = threading.Condition()
         self.queue: queue.SimpleQueue[Claim | None] = queue.SimpleQueue()
         self.stopped = threading.Event()  # this group only (a shutdown event for the group)
+        self.claimer: threading.Thread | None = None
 
     def start(self) -> None:
         for _ in range(self.size):
             self.add_executor()
-        threading.Thread(
+        self.claimer = threading.Thread(
             target=self._claim_loop, name=f"taskkit-claimer-{self.group}", daemon=True
-        ).start()
+        )
+        self.claimer.start()
 
     def add_executor(self) -> None:
         threading.Thread(
@@ -205,6 +211,7 @@ class _GroupRunner:
                     worker.kit._call_hook(
                         "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
                     )
+                worker.health.succeeded()
                 if batch.claims:
                     for claim in batch.claims:
                         worker.track(claim)
@@ -217,15 +224,26 @@ class _GroupRunner:
                 # A floor keeps a due-but-unclaimable edge case from spinning.
                 worker.backend.wait_for_work(self.group, max(timeout, 0.001))
                 error_delay = 0.1
-            except Exception:
-                log.warning(
-                    "claiming for group %r failed; retrying in %.1fs",
-                    self.group,
-                    error_delay,
-                    exc_info=True,
-                )
+            except Exception as exc:
+                if not self._claiming():
+                    # A stop closes what the claim or wait used: nothing went wrong.
+                    log.debug("claiming for group %r ended by the stop", self.group, exc_info=True)
+                    break
+                if is_unavailable(exc):
+                    # One line per outage and process (the worker's health), details at DEBUG;
+                    # retried at least every RETRY_CAP seconds, so work resumes soon after.
+                    worker.health.failed(f"claiming for group {self.group!r}", exc)
+                    cap = RETRY_CAP
+                else:
+                    log.warning(
+                        "claiming for group %r failed; retrying in %.1fs",
+                        self.group,
+                        error_delay,
+                        exc_info=True,
+                    )
+                    cap = 5.0
                 worker.stopping.wait(error_delay)
-                error_delay = min(error_delay * 2, 5.0)
+                error_delay = min(error_delay * 2, cap)
         # Hand back what was claimed but not started.
         leftovers: list[Claim] = []
         while True:
@@ -281,9 +299,15 @@ class Worker:
         self._offset = 0.0
         self._runners: dict[str, _GroupRunner] = {}
         self._scheduler_stop = threading.Event()
+        self._threads: list[threading.Thread] = []  # keeper and schedulers
         self._control_seq = 0
+        #: Reports outages once per process (every thread's backend calls feed it).
+        self.health = BackendHealth(log, self.backend.name)
         self._recorder = OutcomeRecorder(
-            self.backend, give_up_after=kit.config.lease_seconds / 2, stop_now=self.stop_now
+            self.backend,
+            give_up_after=kit.config.lease_seconds / 2,
+            stop_now=self.stop_now,
+            health=self.health,
         )
 
     # ------------------------------------------------------------------ clock
@@ -327,8 +351,9 @@ class Worker:
     def run(self) -> int:
         self._sync_clock()
         self._control_seq = max((e.seq for e in self.backend.read_control(0)), default=0)
-        for warning in self.backend.check():
-            log.warning("%s", warning)
+        if not self.spec.startup_checked:
+            for warning in self.backend.check():
+                log.warning("%s", warning)
         groups = list(self.spec.threads)
         self.kit._call_hook("taskkit_worker_started", worker_id=self.worker_id, groups=groups)
         log.info("worker %s started: groups %s", self.worker_id, self.spec.threads or "none")
@@ -337,15 +362,46 @@ class Worker:
             runner = _GroupRunner(self, group, count)
             self._runners[group] = runner
             runner.start()
-        threading.Thread(target=self._keeper_loop, name="taskkit-keeper", daemon=True).start()
+        keeper = threading.Thread(target=self._keeper_loop, name="taskkit-keeper", daemon=True)
+        self._threads.append(keeper)
+        keeper.start()
         self._start_schedulers()
         self.stopping.wait()
         self._scheduler_stop.set()
+        self._interrupt_waits()
         self._drain()
         self._recorder.close(timeout=self.kit.config.lease_seconds)
         self.kit._call_hook("taskkit_worker_stopped", worker_id=self.worker_id)
         log.info("worker %s stopped", self.worker_id)
         return self.exit_code
+
+    def _interrupt_waits(self) -> None:
+        """Wake claimers blocked in ``wait_for_work`` so they see the stop and leave."""
+        for runner in self._runners.values():
+            with runner.cond:
+                runner.cond.notify_all()
+        try:
+            self.backend.interrupt_waits()
+        except Exception:
+            log.debug("interrupting the claimers' waits failed", exc_info=True)
+
+    def join_threads(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the claimers, keeper and schedulers to leave.
+
+        Called after :meth:`run` and before the backend is closed, so no thread is still
+        using a connection that closes. Executors are not waited for: :meth:`run` already
+        waited for their tasks (up to the grace period); a stuck one may never return.
+
+        :return: True if every thread left in time.
+        """
+        deadline = time.monotonic() + timeout
+        threads = [r.claimer for r in self._runners.values() if r.claimer is not None]
+        for thread in threads + self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        lingering = [t.name for t in threads + self._threads if t.is_alive()]
+        if lingering:
+            log.debug("worker %s: threads still running at close: %s", self.worker_id, lingering)
+        return not lingering
 
     def _start_schedulers(self) -> None:
         if not self.spec.schedule_entries:
@@ -359,13 +415,16 @@ class Worker:
                 entries,
                 tzinfo=self.spec.tzinfo,
                 on_fired=lambda task: self.kit._call_hook("taskkit_task_initiated", task=task),
+                health=self.health,
             )
-            threading.Thread(
+            thread = threading.Thread(
                 target=scheduler.run,
                 args=(self._scheduler_stop,),
                 name=f"taskkit-scheduler-{name}",
                 daemon=True,
-            ).start()
+            )
+            self._threads.append(thread)
+            thread.start()
 
     def _drain(self) -> None:
         """Wait for in-flight tasks up to the grace period, then hand back the rest."""
@@ -388,8 +447,18 @@ class Worker:
         """Release unstarted (or abandoned) claims to the queue; they are no longer in flight."""
         try:
             self.backend.release(claims)
-        except Exception:
-            log.exception("could not hand back %d task(s); their leases will expire", len(claims))
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning(
+                    "could not hand back %d task(s) (%s); their leases will expire",
+                    len(claims),
+                    one_line(exc),
+                )
+                log.debug("handing back failed", exc_info=True)
+            else:
+                log.exception(
+                    "could not hand back %d task(s); their leases will expire", len(claims)
+                )
         for claim in claims:
             self._untrack(claim)
 
@@ -598,8 +667,12 @@ class Worker:
                     self._renew()
                     self._sync_clock()
                 self._apply_control()
-            except Exception:
-                log.warning("worker %s: keeper cycle failed", self.worker_id, exc_info=True)
+                self.health.succeeded()
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.health.failed(f"worker {self.worker_id}: keeper cycle", exc)
+                else:
+                    log.warning("worker %s: keeper cycle failed", self.worker_id, exc_info=True)
             self.stop_now.wait(tick)
 
     def _renew(self) -> None:
@@ -710,6 +783,10 @@ def worker_main(kit: Kit, spec: WorkerSpec, worker_id: str) -> None:
     except Exception:
         log.exception("worker %s crashed", worker_id)
         code = EXIT_SETUP_FAILED
+    # Close the connections only once the threads that use them have left (a claimer may
+    # still be waiting on a subscription; its wait was interrupted and ends at once, or at
+    # the latest after max_idle_wait).
+    worker.join_threads(child_kit.config.max_idle_wait + 1.0)
     try:
         child_kit.backend.close()
     except Exception:

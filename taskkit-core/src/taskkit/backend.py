@@ -337,6 +337,15 @@ class Backend(abc.ABC):
         """Start-up checks; returns warnings to log (e.g. Redis eviction policy)."""
         return []
 
+    def interrupt_waits(self) -> None:
+        """End this instance's blocked :meth:`wait_for_work` calls soon (a spurious wake-up).
+
+        A stopping worker calls it so its claimers leave their waits before :meth:`close`
+        releases the connections they wait on. The default does nothing: waits then end
+        within their timeout (``max_idle_wait``). Waking other instances' waits too is
+        allowed.
+        """
+
     def close(self) -> None:
         """Release connections. The backend must not be used afterwards."""
 

@@ -314,6 +314,10 @@ class PostgresBackend(DjangoBackend):
             return
         self._listener.waiters.wait(WORK_PREFIX + group, seen, timeout)
 
+    def interrupt_waits(self) -> None:
+        # Every waiter of this process looks again (spurious wake-ups are allowed).
+        self._listener.waiters.wake_all()
+
     def get_outcome(self, task_id: str) -> Outcome | None:
         # The waiting producer's read after its notification: raw SQL saves the ORM's query
         # compilation on the round trip's critical path.

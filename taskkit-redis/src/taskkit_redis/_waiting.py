@@ -10,6 +10,13 @@ No wake-up is missed: a claimer subscribes once and stays subscribed, so a messa
 while it was claiming waits in its socket and ends its next wait at once. The first wait
 after subscribing checks for claimable work (the subscription is active by then) before it
 blocks. Spurious wake-ups are allowed by the contract and cost one claim.
+
+Stopping: :meth:`WorkWaiter.interrupt` publishes on every channel this instance is waiting
+on, so those waits end at once (other subscribers get a spurious wake-up);
+:meth:`WorkWaiter.close` interrupts, waits for the waiting threads to leave their
+subscriptions and only then closes them. Closing a subscription under a thread that reads it
+made that thread fail (with hiredis: ``TypeError: argument must be an int, or have a
+fileno() method``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ log = logging.getLogger("taskkit.redis")
 
 # Buffered notifications drained after a wake-up, so a burst does not cause a burst of claims.
 _DRAIN_LIMIT = 10_000
+# How long ``WorkWaiter.close`` waits for interrupted waits to end (seconds).
+_CLOSE_WAIT = 2.0
 
 
 class WorkWaiter:
@@ -35,13 +44,18 @@ class WorkWaiter:
         self._client_for = client_for
         self._confirm_timeout = confirm_timeout
         self._lock = threading.Lock()
+        self._left = threading.Condition(self._lock)  # notified when a wait ends
         self._subs: dict[tuple[str, int], Any] = {}
+        self._reading: set[tuple[str, int]] = set()  # subscriptions a thread is reading
+        self._closing = False
 
     def wait(self, channel: str, timeout: float, has_work: Callable[[], bool]) -> None:
         """Block until a message on ``channel`` or ``timeout`` seconds; never longer."""
         deadline = time.monotonic() + timeout
         key = (channel, threading.get_ident())
         with self._lock:
+            if self._closing:
+                return
             sub = self._subs.get(key)
         if sub is None:
             sub = self._subscribe(channel)
@@ -51,6 +65,10 @@ class WorkWaiter:
             # Messages published before the subscription were not seen: look once.
             if has_work():
                 return
+        with self._lock:
+            if self._closing or self._subs.get(key) is not sub:
+                return
+            self._reading.add(key)
         try:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -67,8 +85,17 @@ class WorkWaiter:
                     break
         except Exception:
             # A broken subscription may have missed messages: rebuild it on the next wait.
+            self._leave(key)
             self._drop(key)
             raise
+        finally:
+            self._leave(key)
+
+    def _leave(self, key: tuple[str, int]) -> None:
+        with self._lock:
+            if key in self._reading:
+                self._reading.discard(key)
+                self._left.notify_all()
 
     def _subscribe(self, channel: str) -> Any:
         pubsub = self._client_for(channel).pubsub()
@@ -98,8 +125,31 @@ class WorkWaiter:
         for key in [k for k in self._subs if k[1] not in alive]:
             _close_quietly(self._subs.pop(key))
 
-    def close(self) -> None:
+    def interrupt(self) -> None:
+        """End the waits in progress soon: publish an empty wake-up on their channels."""
         with self._lock:
+            channels = sorted({key[0] for key in self._reading})
+        for channel in channels:
+            try:
+                self._client_for(channel).execute_command("SPUBLISH", channel, "")
+            except Exception:
+                log.debug("waking the waiters of %s failed", channel, exc_info=True)
+
+    def close(self) -> None:
+        """Interrupt the waits, let their threads leave, then close every subscription."""
+        with self._lock:
+            self._closing = True
+            reading = bool(self._reading)
+        if reading:
+            self.interrupt()
+        deadline = time.monotonic() + _CLOSE_WAIT
+        with self._lock:
+            while self._reading:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.debug("closing subscriptions %d thread(s) still read", len(self._reading))
+                    break
+                self._left.wait(remaining)
             subs = list(self._subs.values())
             self._subs.clear()
         for sub in subs:

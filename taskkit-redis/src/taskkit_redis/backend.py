@@ -642,6 +642,9 @@ class RedisBackend(Backend):
 
         return server_warnings(self._client, self._cluster, self.config.describe())
 
+    def interrupt_waits(self) -> None:
+        self._waiter.interrupt()
+
     def close(self) -> None:
         self._waiter.close()
         try:
