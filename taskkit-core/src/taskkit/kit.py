@@ -208,7 +208,8 @@ class Kit:
     :param handler: runs and encodes tasks.
     :param config: tuning knobs (:class:`KitConfig`); keyword options override its fields.
     :param plugins: extra plugin objects for this kit only (picklable if workers use
-        ``spawn``).
+        ``spawn``): they get the lifecycle and execution hooks; one that implements a
+        registration hook is refused (those run once per process, over entry points).
     """
 
     def __init__(
