@@ -37,6 +37,7 @@ SUITES = [
     EXAMPLE_BACKEND,
     "integration",
     "bench/tests",  # a smoke run of the benchmark harness: no timings asserted
+    "docs/tests",  # every code block of the README and docs/ runs; fences are well formed
 ]
 TEST_DEPS = [
     "pytest>=7",
@@ -190,6 +191,7 @@ def docs(session: nox.Session) -> None:
     """The documentation site, warnings as errors."""
     _install_all(session)
     session.install("sphinx>=7", "myst-parser>=2", "furo>=2024.1")
+    # -W and docs/conf.py's nitpicky mode: an unresolved cross-reference fails the build.
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 
 
