@@ -3,6 +3,7 @@ naming the broken guarantee."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,44 @@ def run_kit(
     # Without the Hypothesis plugin: the kit does not need it, and importing it anew in
     # every in-process run is slow.
     return pytester.runpytest(
-        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rfEsxX", *args
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "-rfEsxX",
+        f"--junitxml={pytester.path / REPORT}",
+        *args,
     )
+
+
+REPORT = "kit-report.xml"
+
+
+def failure_messages(pytester: pytest.Pytester) -> dict[str, str]:
+    """Each failed or erroring test of the last run, with its failure message (the first
+    line pytest reports for it), read from the JUnit report so nothing is cut to width."""
+    root = ET.parse(pytester.path / REPORT).getroot()
+    messages = {}
+    for case in root.iter("testcase"):
+        for kind in ("failure", "error"):
+            for problem in case.iter(kind):
+                messages[case.get("name", "?")] = problem.get("message", "")
+    return messages
+
+
+def assert_every_failure_names_a_guarantee(pytester: pytest.Pytester) -> dict[str, str]:
+    """What docs/conformance.md promises: no failure is a bare ``assert 0 == 1``, a raw
+    exception or a diff without words; each says ``guarantee violated: ...`` first."""
+    messages = failure_messages(pytester)
+    bare = {
+        name: message.splitlines()[0] if message else "(no message)"
+        for name, message in messages.items()
+        if not message.removeprefix("Failed: ")
+        .removeprefix("AssertionError: ")
+        .startswith("guarantee violated: ")
+    }
+    assert not bare, f"kit failures that do not name the broken guarantee: {bare}"
+    return messages
 
 
 def test_the_reference_backend_passes_the_whole_kit(pytester: pytest.Pytester) -> None:
@@ -64,11 +101,20 @@ def test_a_broken_backend_fails_the_kit_naming_the_guarantee(
     pytester: pytest.Pytester, broken: str
 ) -> None:
     cls, suite, guarantee, *select = BROKEN[broken]
-    # The topic class that owns the guarantee (the whole kit contains it); waits shortened,
-    # since a broken backend makes the kit wait out its deadlines.
-    result = run_kit(pytester, cls.__name__, "--taskkit-timeout=0.5", *select, suite=suite)
+    # The whole kit, so every test the bug breaks is seen, with waits shortened, since a broken
+    # backend makes the kit wait out its deadlines; a bug that makes every test wait runs only
+    # the topic class that owns the guarantee, narrowed with -k.
+    result = run_kit(
+        pytester,
+        cls.__name__,
+        "--taskkit-timeout=0.5",
+        *select,
+        suite=suite if select else "BackendTests",
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.stdout.fnmatch_lines([f"*guarantee violated:*{guarantee}*"])
+    # Every other test the bug breaks names its guarantee too, first thing in its report.
+    assert assert_every_failure_names_a_guarantee(pytester)
 
 
 def test_expected_failures_turn_a_known_gap_into_strict_xfails(pytester: pytest.Pytester) -> None:
@@ -142,6 +188,9 @@ def test_the_stateful_test_catches_broken_backends(
 ) -> None:
     pytester.syspathinsert(HERE)
     pytester.makepyfile(test_kit_stateful_subject=STATEFUL_FILE.format(cls=cls))
-    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-q", f"--junitxml={pytester.path / REPORT}"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.stdout.fnmatch_lines([f"*guarantee violated:*{guarantee}*"])
+    assert assert_every_failure_names_a_guarantee(pytester)

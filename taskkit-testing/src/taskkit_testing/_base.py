@@ -28,6 +28,7 @@ CAPABILITIES = (
     "supports_notifications",
     "supports_fake_clock",
     "supports_transactional_put",
+    "clock_is_local",
 )
 
 
@@ -107,8 +108,12 @@ class BackendPool:
         elif self.backend_class.supports_fake_clock:
             self.close()
             pytest.fail(
-                f"{self.backend_class.__name__} declares supports_fake_clock, but the backend "
-                "built by backend_factory(clock=...) does not follow that clock"
+                violated(
+                    f"{self.backend_class.__name__} declares supports_fake_clock, so the backend "
+                    "built by backend_factory(clock=...) must follow that clock",
+                    got=f"now() is {self.primary.now() - self._offered.time():+.3f}s off the "
+                    "fake clock",
+                )
             )
 
     def close(self) -> None:
@@ -244,8 +249,11 @@ class KitTestBase:
             pickle.loads(pickle.dumps(backend_factory))  # noqa: S301 - our own bytes
         except Exception as exc:
             pytest.fail(
-                "backend_factory must be picklable so child processes can build the backend "
-                f"(a module-level class or functools.partial, no lambdas): {exc!r}"
+                violated(
+                    "backend_factory must be picklable so child processes can build the backend "
+                    "(a module-level class or functools.partial, no lambdas)",
+                    got=exc,
+                )
             )
         return backend_factory
 

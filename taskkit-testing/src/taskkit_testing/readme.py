@@ -14,7 +14,7 @@ from typing import Any
 
 from taskkit import DiscardTask, Task, TaskHandler
 
-__all__ = ["GROUP_NAME", "LEDGER_ENV", "Handler"]
+__all__ = ["GROUP_NAME", "LEDGER_ENV", "Handler", "ReadmeCodec"]
 
 #: The README's group.
 GROUP_NAME = "Any task group name"
@@ -22,7 +22,20 @@ GROUP_NAME = "Any task group name"
 LEDGER_ENV = "TASKKIT_TEST_LEDGER"
 
 
-class Handler(TaskHandler):
+class ReadmeCodec(TaskHandler):
+    """The README's encoding, for handlers of tests that run beside it: JSON, encoded by hand."""
+
+    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
+        return json.dumps(data).encode()
+
+    def encode_result(self, task: Task, result: Any) -> bytes:
+        return json.dumps(result).encode()
+
+    def decode_result(self, task: Task, encoded: bytes) -> Any:
+        return json.loads(encoded)
+
+
+class Handler(ReadmeCodec):
     """The README's handler: ``foo`` doubles ``some_data``; ``bar``, ``test2`` and ``test3``
     return their data; everything else is discarded.
 
@@ -54,15 +67,6 @@ class Handler(TaskHandler):
 
     def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
         return task.retry_count if task.retry_count < 10 else None
-
-    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
-        return json.dumps(data).encode()
-
-    def encode_result(self, task: Task, result: Any) -> bytes:
-        return json.dumps(result).encode()
-
-    def decode_result(self, task: Task, encoded: bytes) -> Any:
-        return json.loads(encoded)
 
     def _write_ledger(self, task: Task) -> None:
         line = f"{task.name} {task.id} {task.scheduled} {os.getpid()}\n".encode()

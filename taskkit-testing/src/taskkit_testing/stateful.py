@@ -219,7 +219,11 @@ class BackendStateMachine(RuleBasedStateMachine):
         pairs = self._claim(worker, self.short_lease, 5.0)
         if pairs:
             last = max(p.real.lease_expires for p in pairs)
-            wait_until(lambda: self.backend.now() > last, self.deadline)
+            wait_until(
+                lambda: self.backend.now() > last,
+                self.deadline,
+                message="the backend's clock (now()) must pass the end of a short lease",
+            )
         self.model_clock.advance(6.0)
         return pairs
 

@@ -8,7 +8,7 @@ import pytest
 from taskkit import Backend, InvalidTask, Kit, PayloadTooLarge, Task, TaskHandler
 
 from .._base import KitTestBase, Timing
-from ..helpers import violated
+from ..helpers import claim_one, raises, violated
 
 __all__ = ["BadInputTests", "BytesHandler"]
 
@@ -63,23 +63,31 @@ class BadInputTests(KitTestBase):
     ) -> None:
         kit = self._kit(backend)
         result = kit.initiate_task(group, "blob", b"x" * size, due=timing.now())
-        (claim,) = backend.claim(group, "w1", 1, timing.long_lease, 3).claims
-        assert claim.task.id == result.id and len(claim.task.data) == size
+        claim = claim_one(backend, group, "w1", timing.long_lease, 3)
+        assert (claim.task.id, len(claim.task.data)) == (result.id, size), violated(
+            f"a {size}-byte payload (at most the limit) must be stored whole",
+            got=f"{len(claim.task.data)} bytes",
+        )
 
     @pytest.mark.parametrize("size", [LIMIT + 1, 100 * 1024 * 1024])
     def test_oversized_payload_is_refused(
         self, size: int, backend: Backend, timing: Timing, group: str
     ) -> None:
         kit = self._kit(backend)
-        with pytest.raises(PayloadTooLarge) as info:
+        with raises(
+            PayloadTooLarge, f"a {size}-byte payload over the {LIMIT}-byte limit must be refused"
+        ) as info:
             kit.initiate_task(group, "blob", b"x" * size, due=timing.now(), task_id="too-big-1")
-        assert (info.value.size, info.value.limit) == (size, LIMIT)
+        assert (info.value.size, info.value.limit) == (size, LIMIT), violated(
+            "PayloadTooLarge must name the payload's size and the limit",
+            got=(info.value.size, info.value.limit),
+        )
         self._assert_nothing_written(backend, group, "too-big-1")
 
     @pytest.mark.parametrize("kind", sorted(BAD_NAMES))
     def test_bad_group_is_refused(self, kind: str, backend: Backend, timing: Timing) -> None:
         kit = self._kit(backend)
-        with pytest.raises(InvalidTask):
+        with raises(InvalidTask, f"a bad group name ({kind}) must be refused with InvalidTask"):
             kit.initiate_task(BAD_NAMES[kind], "job", b"", task_id="bad-group-1")  # type: ignore[arg-type]
         assert backend.get_outcome("bad-group-1") is None, violated("a refused task was stored")
 
@@ -88,7 +96,7 @@ class BadInputTests(KitTestBase):
         self, kind: str, backend: Backend, timing: Timing, group: str
     ) -> None:
         kit = self._kit(backend)
-        with pytest.raises(InvalidTask):
+        with raises(InvalidTask, f"a bad task name ({kind}) must be refused with InvalidTask"):
             kit.initiate_task(group, BAD_NAMES[kind], b"", task_id="bad-name-1")  # type: ignore[arg-type]
         self._assert_nothing_written(backend, group, "bad-name-1")
 
@@ -96,7 +104,7 @@ class BadInputTests(KitTestBase):
         self, backend: Backend, timing: Timing, group: str
     ) -> None:
         kit = self._kit(backend)
-        with pytest.raises(InvalidTask):
+        with raises(InvalidTask, "a batch with one bad task must be refused with InvalidTask"):
             kit.initiate_tasks(
                 {"group": group, "name": "ok", "data": b"1", "task_id": "batch-ok-1"},
                 {"group": group, "name": "bad:name", "data": b"2", "task_id": "batch-bad-1"},
@@ -105,6 +113,6 @@ class BadInputTests(KitTestBase):
 
     def test_non_bytes_data_is_refused(self, backend: Backend, group: str) -> None:
         kit = self._kit(backend)
-        with pytest.raises(InvalidTask):
+        with raises(InvalidTask, "task data that is not bytes must be refused with InvalidTask"):
             kit.initiate_task(group, "job", "not bytes", task_id="str-data-1")
         self._assert_nothing_written(backend, group, "str-data-1")

@@ -85,11 +85,15 @@ class ConcurrencyTests(KitTestBase):
         for thread in threads:
             thread.join(kit_settings.deadline(120.0))
         record_property("threads_tasks_per_s", round(len(made) / (time.monotonic() - began), 1))
-        assert not errors, f"a claimer thread raised: {errors[0]!r}"
+        assert not errors, violated(
+            "claim() and complete() must not raise under concurrent use", got=errors[0]
+        )
         check_exactly_once(deliveries, {t.id for t in made})
         assert not lost, violated(f"{len(lost)} current claim(s) were rejected as stale")
         stats = backends.primary.stats(tasks.group)
-        assert (stats.queued, stats.running) == (0, 0)
+        assert (stats.queued, stats.running) == (0, 0), violated(
+            "stats() must count nothing queued or running once every task completed", got=stats
+        )
 
     def test_clone_reaches_the_same_store(self, backend: Backend, tasks: TaskMaker) -> None:
         clone = backend.clone()
@@ -152,12 +156,12 @@ class ConcurrencyTests(KitTestBase):
                     lambda: ledger.count("end") >= len(made) or bool(ledger.events("error")),
                     kit_settings.deadline(240.0),
                     interval=0.05,
-                    message="the worker processes did not finish the tasks in time",
+                    message="3 worker processes must finish every task (claim, complete)",
                 )
                 wait_until(
                     lambda: _drained(backend, tasks.group),
                     kit_settings.deadline(30.0),
-                    message="tasks stayed queued or running after every task ended",
+                    message="stats() must count nothing queued or running once every task ended",
                 )
             finally:
                 stop.set()
@@ -166,8 +170,12 @@ class ConcurrencyTests(KitTestBase):
         took = time.monotonic() - began
         record_property("processes_tasks_per_s", round(len(made) / took, 1))
         errors = ledger.events("error")
-        assert not errors, f"a worker thread raised: {errors[0]}"
-        assert exits == [0, 0, 0], f"worker process exit codes: {exits}"
+        assert not errors, violated(
+            "claim() and complete() must not raise in worker processes", got=errors[0]
+        )
+        assert exits == [0, 0, 0], violated(
+            "worker processes on the backend must exit cleanly when stopped", got=exits
+        )
         check_exactly_once(Counter(f[0] for f in ledger.events("start")), {t.id for t in made})
         assert not ledger.events("lost"), violated("a current claim was rejected as stale")
         unfinished = [

@@ -6,7 +6,7 @@ import pytest
 from taskkit import Backend, CancelResult, LeaseStatus, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
-from ..helpers import TaskMaker, violated
+from ..helpers import TaskMaker, claim_one, outcome_of, violated
 
 __all__ = ["CancelTests", "ControlEventTests"]
 
@@ -17,12 +17,17 @@ class CancelTests(KitTestBase):
     def test_cancel_a_queued_task(self, backend: Backend, tasks: TaskMaker, timing: Timing) -> None:
         task = tasks.one()
         backend.put([task])
-        assert backend.cancel(task.id, "not needed") is CancelResult.CANCELLED
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.CANCELLED, violated(
-            "cancel of a QUEUED task must make it CANCELLED at once"
+        answer = backend.cancel(task.id, "not needed")
+        assert answer is CancelResult.CANCELLED, violated(
+            "cancel of a QUEUED task must answer CANCELLED", got=answer
         )
-        assert outcome.error == "not needed", violated("a cancelled task keeps its reason")
+        outcome_of(
+            backend,
+            task.id,
+            "cancel of a QUEUED task must make it CANCELLED at once, keeping its reason",
+            state=TaskState.CANCELLED,
+            error="not needed",
+        )
         assert backend.claim(task.group, "w", 5, timing.long_lease, 3).claims == [], violated(
             "a cancelled task was claimed"
         )
@@ -32,7 +37,10 @@ class CancelTests(KitTestBase):
     ) -> None:
         task = tasks.one(delay=timing.future)
         backend.put([task])
-        assert backend.cancel(task.id) is CancelResult.CANCELLED
+        answer = backend.cancel(task.id)
+        assert answer is CancelResult.CANCELLED, violated(
+            "cancel of a delayed QUEUED task must answer CANCELLED", got=answer
+        )
         timing.advance_past(task.due)
         assert backend.claim(task.group, "w", 5, timing.long_lease, 3).claims == [], violated(
             "a cancelled task was claimed once its due time came"
@@ -44,31 +52,49 @@ class CancelTests(KitTestBase):
         worker, operator = backends.primary, backends.new()
         task = tasks.one()
         worker.put([task])
-        (claim,) = worker.claim(task.group, "w1", 1, timing.long_lease, 3).claims
-        assert operator.cancel(task.id) is CancelResult.REQUESTED
-        outcome = operator.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.RUNNING, violated(
-            "cancel of a RUNNING task only requests it; the lease holder stops it"
+        claim = claim_one(worker, task.group, "w1", timing.long_lease, 3)
+        answer = operator.cancel(task.id)
+        assert answer is CancelResult.REQUESTED, violated(
+            "cancel of a RUNNING task must answer REQUESTED", got=answer
         )
-        assert worker.renew([claim], timing.long_lease) == [LeaseStatus.CANCEL_REQUESTED], violated(
-            "renew must report a pending cancel request to the lease holder"
+        outcome_of(
+            operator,
+            task.id,
+            "cancel of a RUNNING task only requests it; the lease holder stops it",
+            state=TaskState.RUNNING,
+        )
+        renewed = worker.renew([claim], timing.long_lease)
+        assert renewed == [LeaseStatus.CANCEL_REQUESTED], violated(
+            "renew must report a pending cancel request to the lease holder",
+            got=[s.value for s in renewed],
         )
         worker.acknowledge_cancel(claim, "stopped by request")
-        outcome = operator.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.CANCELLED
-        assert outcome.error == "stopped by request"
+        outcome_of(
+            operator,
+            task.id,
+            "acknowledge_cancel must make the task CANCELLED with its reason",
+            state=TaskState.CANCELLED,
+            error="stopped by request",
+        )
 
     def test_running_task_may_still_finish_after_a_cancel_request(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.cancel(task.id)
         backend.complete(claim, b"made it")
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.SUCCEEDED
-        assert backend.cancel(task.id) is CancelResult.FINISHED
+        outcome_of(
+            backend,
+            task.id,
+            "a running task may still complete after a cancel request",
+            state=TaskState.SUCCEEDED,
+        )
+        answer = backend.cancel(task.id)
+        assert answer is CancelResult.FINISHED, violated(
+            "cancel of a finished task must answer FINISHED", got=answer
+        )
 
     @pytest.mark.parametrize("end", ["complete", "fail", "cancel"])
     def test_cancel_a_finished_task_changes_nothing(
@@ -79,20 +105,27 @@ class CancelTests(KitTestBase):
         if end == "cancel":
             backend.cancel(task.id, "first")
         else:
-            (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+            claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
             backend.complete(claim, b"r") if end == "complete" else backend.fail(claim, "e")
-        before = backend.get_outcome(task.id)
-        assert backend.cancel(task.id, "second") is CancelResult.FINISHED
-        after = backend.get_outcome(task.id)
-        assert before is not None and after is not None
-        assert (after.state, after.result, after.error) == (
-            before.state,
-            before.result,
-            before.error,
-        ), violated("cancel of a finished task changed it")
+        before = outcome_of(backend, task.id, "a finished task must have an outcome")
+        answer = backend.cancel(task.id, "second")
+        assert answer is CancelResult.FINISHED, violated(
+            "cancel of a finished task must answer FINISHED", got=answer
+        )
+        outcome_of(
+            backend,
+            task.id,
+            "cancel of a finished task changed it",
+            state=before.state,
+            result=before.result,
+            error=before.error,
+        )
 
     def test_cancel_an_unknown_task(self, backend: Backend) -> None:
-        assert backend.cancel("no-such-task") is CancelResult.NOT_FOUND
+        answer = backend.cancel("no-such-task")
+        assert answer is CancelResult.NOT_FOUND, violated(
+            "cancel of an unknown id must answer NOT_FOUND", got=answer
+        )
 
 
 class ControlEventTests(KitTestBase):
@@ -109,7 +142,7 @@ class ControlEventTests(KitTestBase):
         ]
         after = timing.now()
         assert sent[0].seq < sent[1].seq < sent[2].seq, violated(
-            "control event numbers must increase strictly"
+            "control event numbers must increase strictly", got=[e.seq for e in sent]
         )
         mine = {e.seq for e in sent}
         everything = reader.read_control(start)
@@ -126,8 +159,11 @@ class ControlEventTests(KitTestBase):
         assert all(before - 1e-3 <= e.created <= after + 1e-3 for e in seen), violated(
             "a control event's created time is the backend's time of publication"
         )
-        assert not mine & {e.seq for e in reader.read_control(sent[2].seq)}
+        assert not mine & {e.seq for e in reader.read_control(sent[2].seq)}, violated(
+            "read_control(after_seq) must not return the event numbered after_seq or older ones"
+        )
         later = [e.seq for e in reader.read_control(sent[0].seq) if e.seq in mine]
         assert later == [sent[1].seq, sent[2].seq], violated(
-            "read_control(after_seq) must return exactly the events numbered above after_seq"
+            "read_control(after_seq) must return exactly the events numbered above after_seq",
+            got=later,
         )

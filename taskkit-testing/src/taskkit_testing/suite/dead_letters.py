@@ -6,7 +6,7 @@ import pytest
 from taskkit import Backend, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
-from ..helpers import TaskMaker, violated, wait_until
+from ..helpers import TaskMaker, claim_one, outcome_of, violated, wait_until
 
 __all__ = ["DeadLetterTests", "RetryTests"]
 
@@ -19,50 +19,87 @@ class RetryTests(KitTestBase):
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         due = timing.now() + timing.future
         backend.retry(claim, due, "ValueError: try again")
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
-            "retry must put the task back to QUEUED"
+        outcome = outcome_of(
+            backend,
+            task.id,
+            "retry must put the task back to QUEUED, count the retry, reset the deliveries and "
+            "keep the failure text as the last error",
+            state=TaskState.QUEUED,
+            task__retry_count=1,
+            task__deliveries=0,
+            error="ValueError: try again",
         )
-        assert outcome.task.retry_count == 1, violated("retry must count the retry")
-        assert outcome.task.deliveries == 0, violated("retry must reset the deliveries")
-        assert outcome.task.due == pytest.approx(due, abs=1e-3)
-        assert outcome.error == "ValueError: try again", violated(
-            "retry must keep the failure text as the last error"
+        assert outcome.task.due == pytest.approx(due, abs=1e-3), violated(
+            "retry must store the due time it was given", got=f"{outcome.task.due - due:+.3f}s off"
         )
         batch = backend.claim(task.group, "w1", 1, timing.long_lease, 3)
         if timing.now() < due:
             assert batch.claims == [], violated("a retried task was claimed before its due time")
         timing.advance_past(due)
-        (again,) = backend.claim(task.group, "w2", 1, timing.long_lease, 3).claims
-        assert again.task.retry_count == 1 and again.task.deliveries == 1
+        again = claim_one(
+            backend,
+            task.group,
+            "w2",
+            timing.long_lease,
+            3,
+            "a retried task must be claimable once its due time passed",
+        )
+        assert (again.task.retry_count, again.task.deliveries) == (1, 1), violated(
+            "the claim of a retried task carries its retry count and one fresh delivery",
+            got=(again.task.retry_count, again.task.deliveries),
+        )
         backend.complete(again, b"ok")
 
     def test_retries_accumulate(self, backend: Backend, tasks: TaskMaker, timing: Timing) -> None:
         task = tasks.one()
         backend.put([task])
         for n in range(1, 4):
-            (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
-            assert claim.task.retry_count == n - 1
+            claim = claim_one(
+                backend,
+                task.group,
+                "w1",
+                timing.long_lease,
+                3,
+                "a task retried with a due time of now must be claimable at once",
+            )
+            assert claim.task.retry_count == n - 1, violated(
+                "each retry must count once", got=claim.task.retry_count
+            )
             backend.retry(claim, timing.now(), f"attempt {n}")
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.task.retry_count == 3
+        outcome_of(backend, task.id, "three retries must count 3", task__retry_count=3)
 
     def test_retry_starts_a_fresh_delivery_count(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (first,) = backend.claim(task.group, "w1", 1, timing.short_lease, 2).claims
+        first = claim_one(backend, task.group, "w1", timing.short_lease, 2)
         timing.advance_past(first.lease_expires)
-        (second,) = backend.claim(task.group, "w2", 1, timing.long_lease, 2).claims
-        assert second.task.deliveries == 2
+        second = claim_one(
+            backend,
+            task.group,
+            "w2",
+            timing.long_lease,
+            2,
+            "a task whose lease expired must be claimable by another worker",
+        )
+        assert second.task.deliveries == 2, violated(
+            "a reclaim must count another delivery", got=second.task.deliveries
+        )
         backend.retry(second, timing.now(), "retry")
-        (third,) = backend.claim(task.group, "w3", 1, timing.short_lease, 2).claims
+        third = claim_one(
+            backend,
+            task.group,
+            "w3",
+            timing.short_lease,
+            2,
+            "a task retried with a due time of now must be claimable at once",
+        )
         assert third.task.deliveries == 1, violated(
-            "deliveries count one attempt: a retry must reset them"
+            "deliveries count one attempt: a retry must reset them", got=third.task.deliveries
         )
         timing.advance_past(third.lease_expires)
         batch = backend.claim(task.group, "w4", 1, timing.long_lease, 2)
@@ -96,7 +133,9 @@ class DeadLetterTests(KitTestBase):
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
         task_id, deliveries = self._kill_until_dead(backends, tasks, timing, 3)
-        assert deliveries == [1, 2, 3], violated("each reclaim must count one more delivery")
+        assert deliveries == [1, 2, 3], violated(
+            "each reclaim must count one more delivery", got=deliveries
+        )
         batch = backends.new().claim(tasks.group, "survivor", 5, timing.long_lease, 3)
         assert batch.claims == [], violated(
             "a task was delivered again after max_deliveries deliveries"
@@ -104,14 +143,16 @@ class DeadLetterTests(KitTestBase):
         assert [o.task.id for o in batch.dead_lettered] == [task_id], violated(
             "the claim that dead-letters a task must report it in dead_lettered"
         )
-        outcome = backends.primary.get_outcome(task_id)
-        assert outcome is not None and outcome.state is TaskState.DEAD, violated(
-            "a task whose deliveries are exhausted must end DEAD"
+        outcome = outcome_of(
+            backends.primary,
+            task_id,
+            "a task whose deliveries are exhausted must end DEAD",
+            state=TaskState.DEAD,
         )
         assert outcome.error is not None and "worker lost" in outcome.error, violated(
-            'a dead letter must keep its reason ("worker lost")'
+            'a dead letter must keep its reason ("worker lost")', got=outcome.error
         )
-        assert outcome.finished is not None
+        assert outcome.finished is not None, violated("a dead letter must stamp its finished time")
 
     def test_release_worker_deaths_count_too(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
@@ -120,12 +161,22 @@ class DeadLetterTests(KitTestBase):
         task = tasks.one()
         backend.put([task])
         for n in range(2):
-            batch = backend.claim(task.group, f"proc-{n}", 1, timing.long_lease, 2)
-            assert len(batch.claims) == 1
-            assert backend.release_worker(f"proc-{n}") == 1
+            claim_one(
+                backend,
+                task.group,
+                f"proc-{n}",
+                timing.long_lease,
+                2,
+                f"delivery {n + 1} of 2 of a task whose worker died must happen",
+            )
+            released = backend.release_worker(f"proc-{n}")
+            assert released == 1, violated(
+                "release_worker must expire the dead worker's one lease", got=released
+            )
         batch = backend.claim(task.group, "proc-2", 1, timing.long_lease, 2)
         assert batch.claims == [] and len(batch.dead_lettered) == 1, violated(
-            "a task whose workers keep dying must become a dead letter after max_deliveries"
+            "a task whose workers keep dying must become a dead letter after max_deliveries",
+            got=f"{len(batch.claims)} claim(s), {len(batch.dead_lettered)} dead-lettered",
         )
 
     def test_dead_letters_are_listed_newest_first(
@@ -136,7 +187,7 @@ class DeadLetterTests(KitTestBase):
         for n in range(3):
             task = tasks.one()
             backend.put([task])
-            assert len(backend.claim(task.group, f"p{n}", 1, timing.long_lease, 1).claims) == 1
+            claim_one(backend, task.group, f"p{n}", timing.long_lease, 1)
             backend.release_worker(f"p{n}")
             timing.pass_seconds(0.01)
             backend.claim(task.group, "reaper", 1, timing.long_lease, 1)
@@ -148,35 +199,70 @@ class DeadLetterTests(KitTestBase):
         backend.claim(other.group, "reaper", 1, timing.long_lease, 1)
         listed = [o.task.id for o in backend.list_dead_letters(tasks.group)]
         assert listed == list(reversed(made)), violated(
-            "list_dead_letters(group) must list the group's dead letters, newest first"
+            "list_dead_letters(group) must list the group's dead letters, newest first",
+            got=f"{len(listed)} listed of {len(made)}",
         )
-        assert [o.task.id for o in backend.list_dead_letters(tasks.group, limit=2)] == listed[:2]
+        limited = [o.task.id for o in backend.list_dead_letters(tasks.group, limit=2)]
+        assert limited == listed[:2], violated(
+            "list_dead_letters(group, limit=2) must list the two newest", got=limited
+        )
         everything = {o.task.id for o in backend.list_dead_letters(None, limit=10_000)}
-        assert set(made) | {other.id} <= everything
-        assert all(o.state is TaskState.DEAD for o in backend.list_dead_letters(tasks.group))
+        assert set(made) | {other.id} <= everything, violated(
+            "list_dead_letters(None) must list the dead letters of every group",
+            got=f"{len(set(made) | {other.id} - everything)} missing",
+        )
+        states = {o.state for o in backend.list_dead_letters(tasks.group)}
+        assert states == {TaskState.DEAD}, violated(
+            "list_dead_letters must list DEAD tasks only", got=states
+        )
 
     def test_requeue_dead_letter(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
         task_id, _ = self._kill_until_dead(backends, tasks, timing, 1)
         backend = backends.primary
-        backend.claim(tasks.group, "reaper", 1, timing.long_lease, 1)
-        assert backend.requeue_dead_letter(task_id) is True
-        outcome = backend.get_outcome(task_id)
-        assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
-            "requeue_dead_letter must put the task back to QUEUED"
+        batch = backend.claim(tasks.group, "reaper", 1, timing.long_lease, 1)
+        assert [o.task.id for o in batch.dead_lettered] == [task_id], violated(
+            "a task delivered max_deliveries times whose lease expired must be dead-lettered by "
+            "the next claim",
+            got=f"{len(batch.claims)} claim(s), {len(batch.dead_lettered)} dead-lettered",
         )
-        assert backend.list_dead_letters(tasks.group) == []
-        assert backend.requeue_dead_letter(task_id) is False, violated(
-            "requeue_dead_letter of a task that is not a dead letter must answer False"
+        answer = backend.requeue_dead_letter(task_id)
+        assert answer is True, violated(
+            "requeue_dead_letter of a dead letter must answer True", got=answer
         )
-        (claim,) = backend.claim(tasks.group, "w", 1, timing.long_lease, 1).claims
+        outcome_of(
+            backend,
+            task_id,
+            "requeue_dead_letter must put the task back to QUEUED",
+            state=TaskState.QUEUED,
+        )
+        left = backend.list_dead_letters(tasks.group)
+        assert left == [], violated(
+            "a re-queued dead letter is no longer listed", got=[o.task.id for o in left]
+        )
+        answer = backend.requeue_dead_letter(task_id)
+        assert answer is False, violated(
+            "requeue_dead_letter of a task that is not a dead letter must answer False",
+            got=answer,
+        )
+        claim = claim_one(
+            backend,
+            tasks.group,
+            "w",
+            timing.long_lease,
+            1,
+            "a re-queued dead letter must be claimable at once",
+        )
         assert claim.task.deliveries == 1, violated(
-            "a re-queued dead letter starts with 0 deliveries"
+            "a re-queued dead letter starts with 0 deliveries",
+            got=f"{claim.task.deliveries} deliveries at its first claim",
         )
         backend.complete(claim, b"finally")
-        assert backend.requeue_dead_letter(task_id) is False
-        assert backend.requeue_dead_letter("no-such-task") is False
+        answers = backend.requeue_dead_letter(task_id), backend.requeue_dead_letter("no-such-task")
+        assert answers == (False, False), violated(
+            "requeue_dead_letter of a finished or unknown task must answer False", got=answers
+        )
 
     def test_dead_letters_expire_with_their_ttl(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
@@ -188,18 +274,19 @@ class DeadLetterTests(KitTestBase):
         backend.claim(task.group, "p", 1, timing.long_lease, 1)
         backend.release_worker("p")
         backend.claim(task.group, "reaper", 1, timing.long_lease, 1)
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.DEAD and outcome.finished
+        outcome = outcome_of(
+            backend,
+            task.id,
+            "a task whose worker died on its last allowed delivery must end DEAD",
+            state=TaskState.DEAD,
+        )
+        assert outcome.finished, violated("a dead letter must stamp its finished time")
         timing.advance_past(outcome.finished + ttl)
-        try:
-            wait_until(
-                lambda: (
-                    backend.get_outcome(task.id) is None
-                    and not backend.list_dead_letters(task.group)
-                ),
-                timing.settings.deadline(10.0),
-            )
-        except AssertionError:
-            pytest.fail(
-                violated("a dead letter outlived its TTL (dead letters must be bounded by age)")
-            )
+        wait_until(
+            lambda: (
+                backend.get_outcome(task.id) is None and not backend.list_dead_letters(task.group)
+            ),
+            timing.settings.deadline(10.0),
+            message="a dead letter must be gone once its TTL passed (dead letters are bounded "
+            "by age)",
+        )

@@ -10,7 +10,15 @@ import pytest
 from taskkit import Backend, Claim, LeaseLost, LeaseStatus, Outcome, OutcomeWrite, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
-from ..helpers import TaskMaker, violated
+from ..helpers import (
+    TaskMaker,
+    claim_one,
+    field_differences,
+    outcome_of,
+    raises,
+    short,
+    violated,
+)
 
 __all__ = ["STATE_CHANGES", "FencingTests"]
 
@@ -24,17 +32,15 @@ STATE_CHANGES: dict[str, Callable[[Backend, Claim], None]] = {
 }
 
 
-def _same(a: Outcome | None, b: Outcome | None) -> bool:
-    return (
-        a is not None
-        and b is not None
-        and (a.state, a.result, a.error, a.task)
-        == (
-            b.state,
-            b.result,
-            b.error,
-            b.task,
-        )
+def _changes(before: Outcome | None, after: Outcome | None) -> str:
+    """What changed between two reads of one task, in words ("" when nothing did)."""
+    if before is None or after is None:
+        return f"the record went from {short(before)} to {short(after)}"
+    fields = {"state": before.state, "result": before.result, "error": before.error}
+    return "; ".join(
+        d
+        for d in (field_differences(after, fields), field_differences(after.task, before.task))
+        if d
     )
 
 
@@ -49,7 +55,7 @@ class FencingTests(KitTestBase):
         first, second = backends.primary, backends.new()
         task = tasks.one()
         first.put([task])
-        (stale,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        stale = claim_one(first, task.group, "w1", timing.short_lease, 3)
         timing.advance_past(stale.lease_expires)
         batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
         assert batch.claims, violated(
@@ -63,28 +69,36 @@ class FencingTests(KitTestBase):
     ) -> None:
         first, stale, second, current = self._stale_and_current(backends, tasks, timing)
         before = second.get_outcome(current.task.id)
-        with pytest.raises(LeaseLost):
+        with raises(LeaseLost, f"a stale fencing token was accepted by {operation}()"):
             STATE_CHANGES[operation](first, stale)
-            pytest.fail(violated(f"a stale fencing token was accepted by {operation}()"))
         after = second.get_outcome(current.task.id)
-        assert _same(before, after), violated(
-            f"{operation}() with a stale token raised LeaseLost but changed the task"
+        assert not (diff := _changes(before, after)), violated(
+            f"{operation}() with a stale token raised LeaseLost but changed the task", got=diff
         )
         second.complete(current, b"fresh")
-        final = second.get_outcome(current.task.id)
-        assert final is not None and final.state is TaskState.SUCCEEDED
-        assert final.result == b"fresh", violated("the current claim's outcome must win")
+        outcome_of(
+            second,
+            current.task.id,
+            "the current claim's outcome must win over a stale one",
+            state=TaskState.SUCCEEDED,
+            result=b"fresh",
+        )
 
     def test_stale_renew_is_lost_and_extends_nothing(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
         first, stale, second, current = self._stale_and_current(backends, tasks, timing)
-        assert first.renew([stale, current], timing.long_lease) == [
-            LeaseStatus.LOST,
-            LeaseStatus.OK,
-        ], violated("renew with a stale fencing token must answer LOST (and a current one OK)")
-        outcome = second.get_outcome(current.task.id)
-        assert outcome is not None and outcome.state is TaskState.RUNNING
+        answer = first.renew([stale, current], timing.long_lease)
+        assert answer == [LeaseStatus.LOST, LeaseStatus.OK], violated(
+            "renew with a stale fencing token must answer LOST (and a current one OK)",
+            got=[s.value for s in answer],
+        )
+        outcome_of(
+            second,
+            current.task.id,
+            "a stale renew must leave the current claim's task RUNNING",
+            state=TaskState.RUNNING,
+        )
         second.complete(current, b"ok")
 
     @pytest.mark.parametrize("operation", sorted(STATE_CHANGES))
@@ -93,64 +107,70 @@ class FencingTests(KitTestBase):
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.complete(claim, b"first")
         before = backend.get_outcome(task.id)
-        with pytest.raises(LeaseLost):
+        with raises(LeaseLost, f"{operation}() after the task finished was accepted"):
             STATE_CHANGES[operation](backend, claim)
-            pytest.fail(violated(f"{operation}() after the task finished was accepted"))
-        assert _same(before, backend.get_outcome(task.id)), violated(
-            "a result never changes once written"
+        assert not (diff := _changes(before, backend.get_outcome(task.id))), violated(
+            "a result never changes once written", got=diff
         )
-        assert backend.renew([claim], timing.long_lease) == [LeaseStatus.LOST]
+        answer = backend.renew([claim], timing.long_lease)
+        assert answer == [LeaseStatus.LOST], violated(
+            "renew of a finished task's claim must answer LOST", got=[s.value for s in answer]
+        )
 
     def test_token_is_stale_after_a_retry(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.retry(claim, timing.now() + timing.future, "again")
-        with pytest.raises(LeaseLost):
+        with raises(LeaseLost, "a stale fencing token was accepted by complete() after retry()"):
             backend.complete(claim, b"late")
-            pytest.fail(violated("a stale fencing token was accepted by complete() after retry()"))
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.QUEUED
+        outcome_of(
+            backend,
+            task.id,
+            "a stale complete() after retry() must leave the task QUEUED",
+            state=TaskState.QUEUED,
+        )
 
     def test_token_is_stale_after_a_release(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.release([claim])
-        with pytest.raises(LeaseLost):
+        with raises(LeaseLost, "a stale fencing token was accepted by fail() after release()"):
             backend.fail(claim, "late")
-            pytest.fail(violated("a stale fencing token was accepted by fail() after release()"))
 
     def test_forged_token_is_rejected(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         forged = replace(claim, token=secrets.token_hex(16))
-        with pytest.raises(LeaseLost):
+        with raises(LeaseLost, "a forged fencing token was accepted by complete()"):
             backend.complete(forged, b"forged")
-            pytest.fail(violated("a forged fencing token was accepted by complete()"))
-        assert backend.renew([forged], timing.long_lease) == [LeaseStatus.LOST]
+        answer = backend.renew([forged], timing.long_lease)
+        assert answer == [LeaseStatus.LOST], violated(
+            "renew with a forged fencing token must answer LOST", got=[s.value for s in answer]
+        )
         backend.complete(claim, b"real")
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.result == b"real"
+        outcome_of(backend, task.id, "the real claim's result must be stored", result=b"real")
 
     def test_claim_of_an_unknown_task_is_rejected(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         ghost = Claim(tasks.one(), secrets.token_hex(16), timing.now() + 60, "w1")
-        with pytest.raises(LeaseLost):
+        with raises(LeaseLost, "complete() of a task that does not exist was accepted"):
             backend.complete(ghost, b"")
-            pytest.fail(violated("complete() of a task that does not exist was accepted"))
-        assert backend.get_outcome(ghost.task.id) is None
+        assert backend.get_outcome(ghost.task.id) is None, violated(
+            "a rejected complete() of an unknown task must store nothing"
+        )
 
     def test_record_outcomes_writes_each_like_its_primitive(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
@@ -161,7 +181,9 @@ class FencingTests(KitTestBase):
         first.put(batch)
         claims = first.claim(tasks.group, "w1", 3, timing.long_lease, 3).claims
         claims += first.claim(other_group, "w1", 2, timing.long_lease, 3).claims
-        assert len(claims) == 5
+        assert len(claims) == 5, violated(
+            "claim() must hand out as many due tasks as its limit allows (3 + 2)", got=len(claims)
+        )
         due = timing.now() + timing.future
         writes = [
             OutcomeWrite(claims[0], "complete", b"\x00one\xff"),
@@ -171,8 +193,10 @@ class FencingTests(KitTestBase):
             OutcomeWrite(claims[3], "discard", "four unknown"),
             OutcomeWrite(claims[4], "acknowledge_cancel", "five stopped"),
         ]
-        assert first.record_outcomes(writes) == [True, True, False, True, True, True], violated(
-            "record_outcomes must answer True for each applied write and False for a stale token"
+        answer = first.record_outcomes(writes)
+        assert answer == [True, True, False, True, True, True], violated(
+            "record_outcomes must answer True for each applied write and False for a stale token",
+            got=answer,
         )
         expected = {
             claims[0].task.id: (TaskState.SUCCEEDED, b"\x00one\xff", None),
@@ -182,19 +206,30 @@ class FencingTests(KitTestBase):
             claims[4].task.id: (TaskState.CANCELLED, None, "five stopped"),
         }
         for task_id, (state, result, error) in expected.items():
-            outcome = first.get_outcome(task_id)
-            assert outcome is not None and outcome.state is state, violated(
-                f"record_outcomes must leave the task {state.value}, as its primitive does"
-            )
+            fields: dict[str, object] = {"state": state, "error": error}
             if result is not None:
-                assert outcome.result == result, violated("a result must be stored byte for byte")
-            assert outcome.error == error, violated("record_outcomes must keep the error text")
-        retried = first.get_outcome(claims[2].task.id)
-        assert retried is not None and retried.task.retry_count == 1
-        assert abs(retried.task.due - due) < 1e-3, violated("a batched retry keeps its due time")
-        untouched = second.get_outcome(current.task.id)
-        assert untouched is not None and untouched.state is TaskState.RUNNING, violated(
-            "a stale write in a batch must change nothing"
+                fields["result"] = result
+            outcome_of(
+                first,
+                task_id,
+                f"record_outcomes must leave the task {state.value} with its result and error "
+                "text, as its primitive does",
+                **fields,
+            )
+        retried = outcome_of(
+            first,
+            claims[2].task.id,
+            "a batched retry must count the retry",
+            task__retry_count=1,
+        )
+        assert abs(retried.task.due - due) < 1e-3, violated(
+            "a batched retry keeps its due time", got=f"{retried.task.due - due:+.3f}s off"
+        )
+        outcome_of(
+            second,
+            current.task.id,
+            "a stale write in a batch must change nothing",
+            state=TaskState.RUNNING,
         )
         second.complete(current, b"fresh")
 
@@ -203,11 +238,15 @@ class FencingTests(KitTestBase):
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         twice = [OutcomeWrite(claim, "complete", b"first"), OutcomeWrite(claim, "fail", "second")]
-        assert backend.record_outcomes(twice) == [True, False], violated(
-            "a claim's token is stale once one outcome of it is written, even within one batch"
+        answer = backend.record_outcomes(twice)
+        assert answer == [True, False], violated(
+            "a claim's token is stale once one outcome of it is written, even within one batch",
+            got=answer,
         )
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.result == b"first"
-        assert backend.record_outcomes([]) == []
+        outcome_of(
+            backend, task.id, "the first write of a claim must be the one kept", result=b"first"
+        )
+        empty = backend.record_outcomes([])
+        assert empty == [], violated("record_outcomes([]) must answer []", got=empty)

@@ -6,7 +6,7 @@ import pytest
 from taskkit import Backend, LeaseStatus, TaskState
 
 from .._base import BackendPool, KitTestBase, Timing
-from ..helpers import TaskMaker, violated
+from ..helpers import TaskMaker, claim_one, outcome_of, violated
 
 __all__ = ["LeaseTests"]
 
@@ -20,17 +20,27 @@ class LeaseTests(KitTestBase):
         task = tasks.one()
         backend.put([task])
         before = timing.now()
-        (claim,) = backend.claim(task.group, "worker-1", 1, 60.0, 3).claims
+        claim = claim_one(backend, task.group, "worker-1", 60.0, 3)
         after = timing.now()
-        assert claim.task.id == task.id and claim.worker_id == "worker-1"
-        assert claim.token, violated("a claim must carry a fencing token")
-        assert claim.task.deliveries == 1, violated("a claim must count the delivery")
-        assert before + 60.0 - 1e-3 <= claim.lease_expires <= after + 60.0 + 1e-3, violated(
-            "a lease must expire lease_seconds after the claim, on the backend's clock"
+        assert (claim.task.id, claim.worker_id) == (task.id, "worker-1"), violated(
+            "a claim must hand out the claimed task to the worker that asked",
+            got=(claim.task.id, claim.worker_id),
         )
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.RUNNING
-        assert outcome.task.deliveries == 1
+        assert claim.token, violated("a claim must carry a fencing token")
+        assert claim.task.deliveries == 1, violated(
+            "a claim must count the delivery", got=claim.task.deliveries
+        )
+        assert before + 60.0 - 1e-3 <= claim.lease_expires <= after + 60.0 + 1e-3, violated(
+            "a lease must expire lease_seconds after the claim, on the backend's clock",
+            got=f"lease_expires {claim.lease_expires - before:+.3f}s from the claim",
+        )
+        outcome_of(
+            backend,
+            task.id,
+            "a claimed task must be RUNNING with the delivery counted",
+            state=TaskState.RUNNING,
+            task__deliveries=1,
+        )
 
     def test_leased_task_is_not_claimable(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
@@ -38,11 +48,12 @@ class LeaseTests(KitTestBase):
         first, second = backends.primary, backends.new()
         task = tasks.one()
         first.put([task])
-        (claim,) = first.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(first, task.group, "w1", timing.long_lease, 3)
         batch = second.claim(task.group, "w2", 5, timing.long_lease, 3)
         assert batch.claims == [], violated("a task held under a valid lease was claimed again")
         assert batch.next_due == pytest.approx(claim.lease_expires, abs=1e-3), violated(
-            "claim's next_due must name the expiry of the earliest lease"
+            "claim's next_due must name the expiry of the earliest lease",
+            got=f"next_due {batch.next_due!r}, lease_expires {claim.lease_expires!r}",
         )
 
     def test_expired_lease_is_claimable_by_another_worker(
@@ -51,7 +62,7 @@ class LeaseTests(KitTestBase):
         first, second = backends.primary, backends.new()
         task = tasks.one()
         first.put([task])
-        (old,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        old = claim_one(first, task.group, "w1", timing.short_lease, 3)
         timing.advance_past(old.lease_expires)
         batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
         assert [c.task.id for c in batch.claims] == [task.id], violated(
@@ -59,8 +70,12 @@ class LeaseTests(KitTestBase):
         )
         new = batch.claims[0]
         assert new.token != old.token, violated("a reclaim must issue a new fencing token")
-        assert new.worker_id == "w2"
-        assert new.task.deliveries == 2, violated("a reclaim must count another delivery")
+        assert new.worker_id == "w2", violated(
+            "a reclaim belongs to the worker that claimed it", got=new.worker_id
+        )
+        assert new.task.deliveries == 2, violated(
+            "a reclaim must count another delivery", got=new.task.deliveries
+        )
 
     def test_lease_is_not_expired_early(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
@@ -68,7 +83,7 @@ class LeaseTests(KitTestBase):
         first, second = backends.primary, backends.new()
         task = tasks.one()
         first.put([task])
-        (claim,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        claim = claim_one(first, task.group, "w1", timing.short_lease, 3)
         batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
         checked_at = timing.now()
         if checked_at < claim.lease_expires:
@@ -80,7 +95,7 @@ class LeaseTests(KitTestBase):
         first, second = backends.primary, backends.new()
         task = tasks.one()
         first.put([task])
-        (claim,) = first.claim(task.group, "w1", 1, timing.short_lease, 3).claims
+        claim = claim_one(first, task.group, "w1", timing.short_lease, 3)
         assert first.renew([claim], timing.long_lease) == [LeaseStatus.OK], violated(
             "renewing a current claim must answer OK"
         )
@@ -97,12 +112,13 @@ class LeaseTests(KitTestBase):
         backend.put(made)
         claims = backend.claim(made[0].group, "w1", 3, timing.long_lease, 3).claims
         backend.complete(claims[1], b"")
-        assert backend.renew(claims, timing.long_lease) == [
-            LeaseStatus.OK,
-            LeaseStatus.LOST,
-            LeaseStatus.OK,
-        ], violated("renew must answer each claim, in order; a finished task's claim is LOST")
-        assert backend.renew([], timing.long_lease) == []
+        answer = backend.renew(claims, timing.long_lease)
+        assert answer == [LeaseStatus.OK, LeaseStatus.LOST, LeaseStatus.OK], violated(
+            "renew must answer each claim, in order; a finished task's claim is LOST",
+            got=[s.value for s in answer],
+        )
+        empty = backend.renew([], timing.long_lease)
+        assert empty == [], violated("renew([]) must answer []", got=empty)
 
     def test_bulk_claim_respects_the_limit(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
@@ -119,8 +135,13 @@ class LeaseTests(KitTestBase):
                 assert batch.next_due is not None and batch.next_due <= timing.now(), violated(
                     "when a claim stops at its limit with more work ready, next_due must be now"
                 )
-        assert sizes == [4, 4, 2, 0], violated("a claim must take at most `limit` tasks")
-        assert seen == {t.id for t in made}
+        assert sizes == [4, 4, 2, 0], violated(
+            "a claim must take at most `limit` tasks (10 tasks, limit 4)", got=sizes
+        )
+        assert seen == {t.id for t in made}, violated(
+            "repeated claims must hand out every due task",
+            got=f"{len({t.id for t in made} - seen)} of {len(made)} never claimed",
+        )
 
     def test_bulk_claim_tokens_are_distinct(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
@@ -128,7 +149,10 @@ class LeaseTests(KitTestBase):
         made = tasks.many(6)
         backend.put(made)
         claims = backend.claim(made[0].group, "w1", 6, timing.long_lease, 3).claims
-        assert len({c.token for c in claims}) == 6, violated("each claim needs its own token")
+        assert len({c.token for c in claims}) == 6, violated(
+            "each claim needs its own token (6 tasks claimed at once)",
+            got=f"{len({c.token for c in claims})} distinct tokens for {len(claims)} claims",
+        )
 
     def test_release_hands_the_task_back_uncounted(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
@@ -136,23 +160,25 @@ class LeaseTests(KitTestBase):
         first, second = backends.primary, backends.new()
         task = tasks.one()
         first.put([task])
-        (claim,) = first.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(first, task.group, "w1", timing.long_lease, 3)
         first.release([claim])
-        outcome = first.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
-            "release must put the task back to QUEUED"
+        outcome_of(
+            first, task.id, "release must put the task back to QUEUED", state=TaskState.QUEUED
         )
         batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
         assert [c.task.id for c in batch.claims] == [task.id], violated(
             "a released task must be claimable at once"
         )
         assert batch.claims[0].task.deliveries == 1, violated(
-            "release must not count the delivery it hands back"
+            "release must not count the delivery it hands back",
+            got=batch.claims[0].task.deliveries,
         )
         first.release([claim])  # stale now: ignored
-        outcome = first.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.RUNNING, violated(
-            "release with a stale token must change nothing"
+        outcome_of(
+            first,
+            task.id,
+            "release with a stale token must change nothing",
+            state=TaskState.RUNNING,
         )
 
     def test_release_worker_expires_its_leases_now(
@@ -163,18 +189,23 @@ class LeaseTests(KitTestBase):
         first.put(made)
         dead = first.claim(made[0].group, "dead-worker", 3, timing.long_lease, 3).claims
         alive = first.claim(made[0].group, "live-worker", 1, timing.long_lease, 3).claims
-        assert second.release_worker("dead-worker") == 3, violated(
-            "release_worker must report how many leases it expired"
+        released = second.release_worker("dead-worker")
+        assert released == 3, violated(
+            "release_worker must report how many leases it expired (3)", got=released
         )
         batch = second.claim(made[0].group, "rescuer", 10, timing.long_lease, 3)
         assert sorted(c.task.id for c in batch.claims) == sorted(c.task.id for c in dead), violated(
             "after release_worker the dead worker's tasks must be claimable at once, and only they"
         )
         assert all(c.task.deliveries == 2 for c in batch.claims), violated(
-            "release_worker must keep the lost deliveries counted"
+            "release_worker must keep the lost deliveries counted",
+            got=[c.task.deliveries for c in batch.claims],
         )
-        assert second.release_worker("dead-worker") == 0
-        assert second.release_worker("nobody") == 0
+        again, nobody = second.release_worker("dead-worker"), second.release_worker("nobody")
+        assert (again, nobody) == (0, 0), violated(
+            "release_worker of a worker holding no lease must expire none and answer 0",
+            got=(again, nobody),
+        )
         first.complete(alive[0], b"")
 
     def test_next_due_names_the_earliest_pending_time(
@@ -182,12 +213,14 @@ class LeaseTests(KitTestBase):
     ) -> None:
         leased = tasks.one()
         backend.put([leased])
-        (claim,) = backend.claim(leased.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, leased.group, "w1", timing.long_lease, 3)
         later = tasks.one(delay=timing.long_lease + 100)
         sooner = tasks.one(delay=timing.long_lease / 2)
         backend.put([later, sooner])
         batch = backend.claim(leased.group, "w2", 5, timing.long_lease, 3)
-        assert batch.claims == []
+        assert batch.claims == [], violated(
+            "neither a leased nor a delayed task may be claimed", got=batch.claims
+        )
         assert batch.next_due == pytest.approx(min(sooner.due, claim.lease_expires), abs=1e-3), (
             violated("next_due must be the earliest of the delayed due times and lease expiries")
         )

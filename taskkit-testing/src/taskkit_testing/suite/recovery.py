@@ -12,7 +12,7 @@ import pytest
 from taskkit import Backend, Claim, LeaseLost, TaskState
 
 from .._base import KitSettings, KitTestBase
-from ..helpers import Ledger, TaskMaker, chunks, violated, wait_until
+from ..helpers import Ledger, TaskMaker, chunks, outcome_of, raises, violated, wait_until
 from . import _children
 from ._processes import Children
 
@@ -47,10 +47,12 @@ class RecoveryTests(KitTestBase):
         wait_until(
             lambda: ledger.count("hanging") == 1,
             settings.deadline(60.0),
-            message="the victim process did not claim its tasks",
+            message=f"a worker process must be able to claim {count} due tasks",
         )
         held = ledger.events("held")
-        assert len(held) == count, f"the victim claimed {len(held)} of {count} tasks"
+        assert len(held) == count, violated(
+            f"a worker process must be able to claim {count} due tasks", got=len(held)
+        )
         children.kill(victim)
         return held, time.monotonic()
 
@@ -82,13 +84,15 @@ class RecoveryTests(KitTestBase):
         assert sorted(c.task.id for c in batch.claims) == sorted(t.id for t in made), violated(
             "the tasks of a SIGKILLed worker did not run again after release_worker"
         )
-        assert all(c.task.deliveries == 2 for c in batch.claims)
+        assert all(c.task.deliveries == 2 for c in batch.claims), violated(
+            "a reclaim after release_worker must count another delivery",
+            got=[c.task.deliveries for c in batch.claims],
+        )
         by_id = {c.task.id: c for c in batch.claims}
         for task_id, token, lease_expires in held:
             stale = Claim(by_id[task_id].task, token, float(lease_expires), "victim")
-            with pytest.raises(LeaseLost):
+            with raises(LeaseLost, "the dead worker's stale token was accepted by complete()"):
                 backend.complete(stale, b"zombie")
-                pytest.fail(violated("the dead worker's stale token was accepted"))
         for claim in batch.claims:
             backend.complete(claim, b"rescued")
         assert all(
@@ -126,7 +130,11 @@ class RecoveryTests(KitTestBase):
             reclaimed.extend(batch.claims)
             return len(reclaimed) == len(made)
 
-        waited = wait_until(reclaim, max(0.0, expiry - backend.now()) + kit_settings.deadline(15.0))
+        waited = wait_until(
+            reclaim,
+            max(0.0, expiry - backend.now()) + kit_settings.deadline(15.0),
+            message="the tasks of a SIGKILLed worker must be claimable once their lease expired",
+        )
         record_property("recovery_by_lease_expiry_s", round(time.monotonic() - killed_at, 3))
         record_property("recovery_wait_after_kill_s", round(waited, 3))
         assert sorted(c.task.id for c in reclaimed) == sorted(t.id for t in made), violated(
@@ -164,9 +172,16 @@ class RecoveryTests(KitTestBase):
                     kit_settings.deadline(30.0),
                 )
                 worker.join(kit_settings.deadline(60.0))
-                assert worker.exitcode == -9, f"the poisoned worker exited with {worker.exitcode}"
+                assert worker.exitcode == -9, violated(
+                    f"delivery {n + 1} of {max_deliveries} of the poison task must happen (the "
+                    "worker kills itself when it gets it)",
+                    got=f"exit code {worker.exitcode}, ledger {ledger.lines()[-1:]}",
+                )
                 # What a supervisor does when it sees a worker process die.
-                assert backend.release_worker(f"proc-{n}") == 1
+                released = backend.release_worker(f"proc-{n}")
+                assert released == 1, violated(
+                    "release_worker must expire the dead worker process's one lease", got=released
+                )
         took = ledger.events("took")
         assert [t[0] for t in took] == [poison.id] * max_deliveries, violated(
             "the poison task (first in due order) was not the one delivered after each death"
@@ -179,13 +194,22 @@ class RecoveryTests(KitTestBase):
             f"a task that killed its worker {max_deliveries} times was delivered again "
             f"(max_deliveries={max_deliveries})"
         )
-        assert [o.task.id for o in batch.dead_lettered] == [poison.id]
-        outcome = backend.get_outcome(poison.id)
-        assert outcome is not None and outcome.state is TaskState.DEAD, violated(
-            "a task that kills its worker every time must end DEAD after max_deliveries"
+        assert [o.task.id for o in batch.dead_lettered] == [poison.id], violated(
+            "the claim that dead-letters a task must report it in dead_lettered",
+            got=[o.task.id for o in batch.dead_lettered],
         )
-        assert outcome.error and "worker lost" in outcome.error
-        assert poison.id in {o.task.id for o in backend.list_dead_letters(tasks.group)}
+        outcome = outcome_of(
+            backend,
+            poison.id,
+            "a task that kills its worker every time must end DEAD after max_deliveries",
+            state=TaskState.DEAD,
+        )
+        assert outcome.error and "worker lost" in outcome.error, violated(
+            'a dead letter must keep its reason ("worker lost")', got=outcome.error
+        )
+        assert poison.id in {o.task.id for o in backend.list_dead_letters(tasks.group)}, violated(
+            "list_dead_letters(group) must list the poison task"
+        )
         assert sorted(c.task.id for c in batch.claims) == sorted(t.id for t in normal), violated(
             "the poison task took normal tasks down with it"
         )
@@ -246,7 +270,7 @@ class RecoveryTests(KitTestBase):
                     lambda: ledger.count("end") >= len(made) // 4 and victim_mid_task(),
                     kit_settings.deadline(120.0),
                     interval=0.02,
-                    message="the victim process never got to work",
+                    message="a worker process must claim and run tasks alongside two others",
                 )
                 children.kill(victim)
                 killed_at = time.monotonic()
@@ -256,7 +280,7 @@ class RecoveryTests(KitTestBase):
                     lambda: _drained(backend, tasks.group),
                     kit_settings.deadline(180.0),
                     interval=0.05,
-                    message="tasks were lost: the run did not drain after the kill",
+                    message="every task must end after a worker process was SIGKILLed (none lost)",
                 )
             finally:
                 stop.set()
@@ -271,10 +295,15 @@ class RecoveryTests(KitTestBase):
         ]
         record_property("orphans", len(orphans))
         record_property("leases_released", released)
-        assert released >= 1, "harness: the victim held no claim when it was killed"
+        assert released >= 1, violated(
+            "release_worker must expire the leases a SIGKILLed worker held mid-task", got=released
+        )
         if recovery:
             record_property("kill_to_restart_of_orphans_max_s", round(max(recovery), 3))
-        assert not ledger.events("error"), f"a worker thread raised: {ledger.events('error')[0]}"
+        assert not ledger.events("error"), violated(
+            "claim() and complete() must not raise in worker processes",
+            got=ledger.events("error")[0],
+        )
         ended = {f[0] for f in ledger.events("end")}
         lost = [
             t.id

@@ -17,12 +17,13 @@ from taskkit import (
     Kit,
     NotFound,
     Outcome,
+    Result,
     ResultGetTimedOut,
     TaskState,
 )
 
 from .._base import BackendPool, KitSettings, KitTestBase, Timing
-from ..helpers import TaskMaker, violated, wait_until
+from ..helpers import TaskMaker, claim_one, outcome_of, raises, result_value, violated, wait_until
 
 __all__ = ["ResultTests", "WaitingTests"]
 
@@ -43,17 +44,22 @@ class ResultTests(KitTestBase):
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         before = timing.now()
         backend.complete(claim, b"\x00result\xff")
         after = timing.now()
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.SUCCEEDED
-        assert outcome.result == b"\x00result\xff", violated(
-            "a result must be stored byte for byte"
+        outcome = outcome_of(
+            backend,
+            task.id,
+            "complete() must make the task SUCCEEDED with its result stored byte for byte",
+            state=TaskState.SUCCEEDED,
+            result=b"\x00result\xff",
         )
         assert outcome.finished is not None and before - 1e-3 <= outcome.finished <= after + 1e-3, (
-            violated("an outcome's finished time must be the backend's time of finishing")
+            violated(
+                "an outcome's finished time must be the backend's time of finishing",
+                got=f"finished={outcome.finished!r}, complete() ran in [{before!r}, {after!r}]",
+            )
         )
 
     @pytest.mark.parametrize("operation", ["fail", "discard", "acknowledge_cancel"])
@@ -62,18 +68,25 @@ class ResultTests(KitTestBase):
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         finish, state = FINISHERS[operation]
         finish(backend, claim)
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is state, violated(
-            f"{operation}() must leave the task {state.value.upper()}"
+        outcome = outcome_of(
+            backend,
+            task.id,
+            f"{operation}() must leave the task {state.value.upper()}",
+            state=state,
         )
-        assert outcome.error, violated(f"{operation}() must keep its reason in the outcome")
-        assert outcome.finished is not None
+        assert outcome.error, violated(
+            f"{operation}() must keep its reason in the outcome", got=outcome.error
+        )
+        assert outcome.finished is not None, violated(
+            f"{operation}() must stamp the outcome's finished time"
+        )
 
     def test_unknown_task_has_no_outcome(self, backend: Backend) -> None:
-        assert backend.get_outcome("no-such-task-id") is None
+        outcome = backend.get_outcome("no-such-task-id")
+        assert outcome is None, violated("get_outcome of an unknown id must be None", got=outcome)
 
     def test_result_expires_after_its_ttl(
         self, backend: Backend, tasks: TaskMaker, timing: Timing, kit_settings: KitSettings
@@ -81,61 +94,70 @@ class ResultTests(KitTestBase):
         ttl = 120.0 if timing.fake else 1.0
         task = tasks.one(ttl=ttl)
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.complete(claim, b"r")
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.finished is not None
+        outcome = outcome_of(backend, task.id, "complete() must store the result", result=b"r")
+        assert outcome.finished is not None, violated("complete() must stamp the finished time")
         if timing.fake:
             timing.advance_past(outcome.finished + ttl - 1.0)
-            kept = backend.get_outcome(task.id)
-            assert kept is not None and kept.result == b"r", violated(
-                "a result must be kept for its whole TTL"
-            )
+            outcome_of(backend, task.id, "a result must be kept for its whole TTL", result=b"r")
         timing.advance_past(outcome.finished + ttl)
-        try:
-            wait_until(lambda: backend.get_outcome(task.id) is None, kit_settings.deadline(10.0))
-        except AssertionError:
-            pytest.fail(violated("a finished record was still there after its TTL"))
-        assert backend.put([task]) == [True], violated(
-            "an id must be usable again once its record expired"
+        wait_until(
+            lambda: backend.get_outcome(task.id) is None,
+            kit_settings.deadline(10.0),
+            message="a finished record must be gone once its TTL passed",
+        )
+        answer = backend.put([task])
+        assert answer == [True], violated(
+            "an id must be usable again once its record expired", got=answer
         )
 
     def test_result_get_returns_the_decoded_value(
         self, kit: Kit, backend: Backend, timing: Timing, group: str
     ) -> None:
         result = kit.initiate_task(group, "add", {"a": 1}, due=timing.now())
-        (claim,) = backend.claim(group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, group, "w1", timing.long_lease, 3)
         backend.complete(claim, kit.handler.encode_result(claim.task, {"sum": 3, "é": [1.5]}))
-        assert result.get(timeout=5) == {"sum": 3, "é": [1.5]}
-        assert kit.get_result(result.id).get(timeout=0) == {"sum": 3, "é": [1.5]}
+        value = result_value(result, 5, "Result.get must return a completed task's result")
+        assert value == {"sum": 3, "é": [1.5]}, violated(
+            "Result.get must return the decoded result", got=value
+        )
+        again = result_value(
+            kit.get_result(result.id), 0, "Result.get(timeout=0) of a finished task must return"
+        )
+        assert again == value, violated("get_result(id) must read the same result", got=again)
 
     def test_result_get_raises_failed(
         self, kit: Kit, backend: Backend, timing: Timing, group: str
     ) -> None:
         result = kit.initiate_task(group, "boom", None, due=timing.now())
-        (claim,) = backend.claim(group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, group, "w1", timing.long_lease, 3)
         backend.fail(claim, "Traceback (most recent call last):\nValueError: boom")
-        with pytest.raises(Failed) as info:
-            result.get(timeout=5)
-        assert not isinstance(info.value, (Cancelled, DeadLettered))
-        assert "ValueError: boom" in info.value.message, violated(
-            "Failed.message must carry the stored failure text"
+        with raises(Failed, "Result.get of a FAILED task must raise Failed") as info:
+            _get(result, 5)
+        assert not isinstance(info.value, (Cancelled, DeadLettered)), violated(
+            "Result.get of a FAILED task must raise plain Failed", got=type(info.value).__name__
         )
-        assert info.value.task.id == result.id
+        assert "ValueError: boom" in info.value.message, violated(
+            "Failed.message must carry the stored failure text", got=info.value.message
+        )
+        assert info.value.task.id == result.id, violated(
+            "Failed.task must be the failed task", got=info.value.task.id
+        )
 
     def test_result_get_of_a_discarded_task_raises_not_found(
         self, kit: Kit, backend: Backend, timing: Timing, group: str
     ) -> None:
         result = kit.initiate_task(group, "unknown", None, due=timing.now())
-        (claim,) = backend.claim(group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, group, "w1", timing.long_lease, 3)
         backend.discard(claim, "no handler")
-        with pytest.raises(NotFound):
-            result.get(timeout=5)
+        with raises(NotFound, "Result.get of a DISCARDED task must raise NotFound"):
+            _get(result, 5)
 
     def test_result_get_of_an_unknown_task_raises_not_found(self, kit: Kit) -> None:
         started = time.monotonic()
-        with pytest.raises(NotFound):
-            kit.get_result("never-initiated").get(timeout=30)
+        with raises(NotFound, "Result.get of an unknown task must raise NotFound"):
+            _get(kit.get_result("never-initiated"), 30)
         assert time.monotonic() - started < 10, violated(
             "Result.get of an unknown task must raise NotFound at once, not wait"
         )
@@ -145,32 +167,40 @@ class ResultTests(KitTestBase):
     ) -> None:
         result = kit.initiate_task(group, "later", None, due=timing.now() + timing.future)
         kit.cancel(result.id)
-        with pytest.raises(Cancelled):
-            result.get(timeout=5)
+        with raises(Cancelled, "Result.get of a CANCELLED task must raise Cancelled"):
+            _get(result, 5)
 
     def test_result_get_of_a_dead_letter_raises_dead_lettered(
         self, kit: Kit, backend: Backend, timing: Timing, group: str
     ) -> None:
         result = kit.initiate_task(group, "poison", None, due=timing.now())
-        (claim,) = backend.claim(group, "w1", 1, timing.short_lease, 1).claims
+        claim = claim_one(backend, group, "w1", timing.short_lease, 1)
         timing.advance_past(claim.lease_expires)
         backend.claim(group, "w2", 1, timing.long_lease, 1)
-        with pytest.raises(DeadLettered) as info:
-            result.get(timeout=5)
-        assert "worker lost" in info.value.message
+        with raises(
+            DeadLettered,
+            "a task whose deliveries are exhausted must end DEAD, and Result.get then raises "
+            "DeadLettered",
+        ) as info:
+            _get(result, 5)
+        assert "worker lost" in info.value.message, violated(
+            'a dead letter must keep its reason ("worker lost")', got=info.value.message
+        )
 
     def test_result_get_times_out(
         self, kit: Kit, timing: Timing, group: str, kit_settings: KitSettings, record_property: Any
     ) -> None:
         result = kit.initiate_task(group, "never-run", None, due=timing.now())
         started = time.monotonic()
-        with pytest.raises(ResultGetTimedOut):
-            result.get(timeout=0.5)
+        with raises(ResultGetTimedOut, "Result.get of an unfinished task must time out"):
+            _get(result, 0.5)
         took = time.monotonic() - started
         record_property("result_get_timeout_0.5s_took_s", round(took, 3))
-        assert took >= 0.5 - 0.02, violated("Result.get returned before its timeout")
+        assert took >= 0.5 - 0.02, violated(
+            "Result.get returned before its timeout (0.5s)", got=f"{took:.3f}s"
+        )
         assert took <= 0.5 + kit_settings.deadline(2.0), violated(
-            "Result.get must not wait much longer than its timeout"
+            "Result.get must not wait much longer than its timeout (0.5s)", got=f"{took:.3f}s"
         )
 
 
@@ -190,7 +220,7 @@ class WaitingTests(KitTestBase):
         worker, watcher = backends.primary, backends.new()
         task = tasks.one()
         worker.put([task])
-        (claim,) = worker.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(worker, task.group, "w1", timing.long_lease, 3)
         timeout = kit_settings.deadline(10.0)
         waiter = _Waiter(watcher, task.id, timeout)
         waiter.start_and_settle()
@@ -198,28 +228,36 @@ class WaitingTests(KitTestBase):
         finish(worker, claim)
         finished_at = time.monotonic()
         waiter.join(timeout + kit_settings.deadline(5.0))
-        assert waiter.returned_at is not None, violated("wait_for_outcome never returned")
+        assert waiter.returned_at is not None, violated(
+            f"wait_for_outcome never returned ({operation})"
+        )
         latency = waiter.returned_at - finished_at
         record_property(f"wake_latency_{operation}_s", round(latency, 4))
         assert latency < timeout / 2, violated(
             f"wait_for_outcome did not wake when the task finished ({operation}): it returned "
             f"{latency:.2f}s later, with a {timeout:.0f}s timeout"
         )
-        assert waiter.outcome is not None and waiter.outcome.state is state
+        assert waiter.outcome is not None and waiter.outcome.state is state, violated(
+            f"wait_for_outcome must return the finished outcome ({state.value})",
+            got=waiter.outcome and waiter.outcome.state,
+        )
 
     def test_waiter_sees_a_task_finished_before_it_waited(
         self, backend: Backend, tasks: TaskMaker, timing: Timing, kit_settings: KitSettings
     ) -> None:
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.complete(claim, b"done")
         started = time.monotonic()
         outcome = backend.wait_for_outcome(task.id, kit_settings.deadline(10.0))
         assert time.monotonic() - started < kit_settings.deadline(2.0), violated(
             "wait_for_outcome of a finished task must return at once"
         )
-        assert outcome is not None and outcome.result == b"done"
+        assert outcome is not None and outcome.result == b"done", violated(
+            "wait_for_outcome of a finished task must return its outcome",
+            got=outcome and outcome.result,
+        )
 
     def test_wait_for_outcome_honours_its_timeout(
         self,
@@ -235,7 +273,8 @@ class WaitingTests(KitTestBase):
         took = time.monotonic() - started
         record_property("wait_for_outcome_0.5s_took_s", round(took, 3))
         assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
-            "wait_for_outcome must return the unfinished outcome when it times out"
+            "wait_for_outcome must return the unfinished outcome when it times out",
+            got=outcome and outcome.state,
         )
         assert took <= 0.5 + kit_settings.deadline(1.0), violated(
             f"wait_for_outcome(timeout=0.5) blocked for {took:.2f}s"
@@ -245,7 +284,10 @@ class WaitingTests(KitTestBase):
         self, backend: Backend, kit_settings: KitSettings
     ) -> None:
         started = time.monotonic()
-        assert backend.wait_for_outcome("no-such-task", kit_settings.deadline(10.0)) is None
+        outcome = backend.wait_for_outcome("no-such-task", kit_settings.deadline(10.0))
+        assert outcome is None, violated(
+            "wait_for_outcome of an unknown task must return None", got=outcome
+        )
         assert time.monotonic() - started < kit_settings.deadline(2.0), violated(
             "wait_for_outcome of an unknown task must return None at once"
         )
@@ -301,13 +343,19 @@ class WaitingTests(KitTestBase):
     ) -> None:
         claimer, producer = backends.primary, backends.new()
         group = tasks.group
-        assert claimer.claim(group, "w1", 1, timing.long_lease, 3).claims == []
+        first = claimer.claim(group, "w1", 1, timing.long_lease, 3)
+        assert first.claims == [], violated("a claim of an empty group must hand out nothing")
         producer.put([tasks.one()])
         started = time.monotonic()
         claimer.wait_for_work(group, kit_settings.deadline(10.0))
         assert time.monotonic() - started < kit_settings.deadline(5.0), violated(
             "wait_for_work missed work put between the last claim and the wait"
         )
+
+
+def _get(result: Result, timeout: float) -> Any:
+    """``result.get`` for the tests that expect it to raise (``raises`` names the guarantee)."""
+    return result.get(timeout=timeout)
 
 
 def _settle() -> None:

@@ -30,7 +30,7 @@ from taskkit import (
 )
 
 from .._base import KitSettings, KitTestBase
-from ..helpers import Ledger, violated, wait_until
+from ..helpers import Ledger, outcome_of, result_value, violated, wait_until
 from ._handlers import ConformanceHandler
 
 __all__ = ["RuntimeTests"]
@@ -88,7 +88,7 @@ class _Waiter:
                 return "failed", exc.message
             except ResultGetTimedOut:
                 if time.monotonic() >= deadline:
-                    raise
+                    return "timed_out", f"no outcome within {self.timeout:g}s"
             dead = [
                 h
                 for i, h in enumerate(self.handles)
@@ -96,8 +96,11 @@ class _Waiter:
             ]
             if dead:
                 pytest.fail(
-                    f"a worker exited unexpectedly (exit code {dead[0].exitcode}); its log says "
-                    "why (a backend that cannot be rebuilt in a child process, for instance)"
+                    violated(
+                        "worker processes on the backend must keep running",
+                        got=f"a worker exited with code {dead[0].exitcode}; its log says why (a "
+                        "backend that cannot be rebuilt in a child process, for instance)",
+                    )
                 )
 
 
@@ -155,13 +158,15 @@ class RuntimeTests(KitTestBase):
                 "a worker stopped working after bad input"
             )
             assert all(h.is_alive() for h in handles), violated("bad input killed a worker")
-            outcome = backend.get_outcome(unknown_group.id)
-            assert outcome is not None and outcome.state is TaskState.QUEUED, violated(
-                "a task of a group no worker serves must stay QUEUED"
+            outcome_of(
+                backend,
+                unknown_group.id,
+                "a task of a group no worker serves must stay QUEUED",
+                state=TaskState.QUEUED,
             )
-        assert (
-            backend.get_outcome(flaky.id) or pytest.fail("flaky vanished")
-        ).task.retry_count == 1
+        outcome_of(
+            backend, flaky.id, "a task retried once must count one retry", task__retry_count=1
+        )
 
     @pytest.mark.taskkit_processes
     def test_workers_pick_up_work_promptly(
@@ -170,15 +175,22 @@ class RuntimeTests(KitTestBase):
         kit = Kit(backend, ConformanceHandler(), _config(kit_settings))
         with self._running(kit, 1, {group: 2}, kit_settings) as handles:
             first = kit.initiate_task(group, "add", {"a": 0, "b": 0})
-            assert _Waiter(handles, kit_settings.deadline(60.0)).get(first) == ("ok", 0)
+            got = _Waiter(handles, kit_settings.deadline(60.0)).get(first)
+            assert got == ("ok", 0), violated(
+                "a task run by the worker runtime must return its result", got=got
+            )
             latencies = []
             for i in range(5):
                 started = time.monotonic()
-                value = kit.initiate_task(group, "add", {"a": i, "b": i}).get(
-                    timeout=kit_settings.deadline(30.0)
+                value = result_value(
+                    kit.initiate_task(group, "add", {"a": i, "b": i}),
+                    kit_settings.deadline(30.0),
+                    "running workers must pick up and finish a new task",
                 )
                 latencies.append(time.monotonic() - started)
-                assert value == 2 * i
+                assert value == 2 * i, violated(
+                    "a task run by the worker runtime must return its result", got=value
+                )
         record_property("initiate_to_result_s_max", round(max(latencies), 4))
         record_property("initiate_to_result_s_min", round(min(latencies), 4))
 
@@ -203,7 +215,11 @@ class RuntimeTests(KitTestBase):
         results = [kit.initiate_task(group, "sleep", {"seconds": 0.05}) for _ in range(count)]
         with self._running(kit, 2, {group: threads}, kit_settings) as handles:
             waiter = _Waiter(handles, kit_settings.deadline(90.0))
-            wait_until(lambda: ledger.count("end") >= count // 4, kit_settings.deadline(60.0))
+            wait_until(
+                lambda: ledger.count("end") >= count // 4,
+                kit_settings.deadline(60.0),
+                message="worker processes must run tasks on the backend",
+            )
             victim = handles[0]
             waiter.expected_dead.add(0)
             os.kill(victim.pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ from datetime import timedelta, timezone
 from taskkit import Backend, FakeClock, RegularSchedule, ScheduleEntry, Scheduler, Task, TaskState
 
 from .._base import BackendPool, KitSettings, KitTestBase, Timing
-from ..helpers import TaskMaker, violated
+from ..helpers import TaskMaker, outcome_of, violated
 
 __all__ = ["SchedulingTests"]
 
@@ -28,15 +28,23 @@ class SchedulingTests(KitTestBase):
     def test_a_point_fires_once(self, backend: Backend, tasks: TaskMaker, timing: Timing) -> None:
         point = float(int(timing.now()))
         task = point_task(tasks, "sched-a", "every-5s", point)
-        assert backend.get_schedule_mark("sched-a", "every-5s") is None
-        assert backend.put_scheduled(task, "sched-a", "every-5s", point) is True
-        assert backend.get_schedule_mark("sched-a", "every-5s") == point
-        assert backend.put_scheduled(task, "sched-a", "every-5s", point) is False, violated(
-            "a schedule point was fired twice"
+        mark = backend.get_schedule_mark("sched-a", "every-5s")
+        assert mark is None, violated("an entry that never fired has no schedule mark", got=mark)
+        fired = backend.put_scheduled(task, "sched-a", "every-5s", point)
+        assert fired is True, violated(
+            "put_scheduled of a new point must fire it and answer True", got=fired
         )
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.QUEUED
-        assert outcome.task.scheduled == point, violated("a fired task keeps its schedule point")
+        mark = backend.get_schedule_mark("sched-a", "every-5s")
+        assert mark == point, violated("put_scheduled must advance the mark to the point", got=mark)
+        again = backend.put_scheduled(task, "sched-a", "every-5s", point)
+        assert again is False, violated("a schedule point was fired twice", got=again)
+        outcome_of(
+            backend,
+            task.id,
+            "a fired schedule point must store its task QUEUED, keeping the point",
+            state=TaskState.QUEUED,
+            task__scheduled=point,
+        )
 
     def test_a_late_write_of_an_older_point_is_rejected(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
@@ -44,7 +52,10 @@ class SchedulingTests(KitTestBase):
         base = float(int(timing.now()))
         newer = point_task(tasks, "sched-a", "k", base + 10)
         older = point_task(tasks, "sched-a", "k", base)
-        assert backend.put_scheduled(newer, "sched-a", "k", base + 10) is True
+        fired = backend.put_scheduled(newer, "sched-a", "k", base + 10)
+        assert fired is True, violated(
+            "put_scheduled of a new point must fire it and answer True", got=fired
+        )
         assert backend.put_scheduled(older, "sched-a", "k", base) is False, violated(
             "a paused replica's late write of an older schedule point was accepted"
         )
@@ -77,7 +88,8 @@ class SchedulingTests(KitTestBase):
             assert backend.put_scheduled(task, scheduler, key, point) is True, violated(
                 f"({scheduler}, {key}) did not fire: marks must be kept per scheduler and entry"
             )
-        assert backend.get_schedule_mark("s1", "c") is None
+        mark = backend.get_schedule_mark("s1", "c")
+        assert mark is None, violated("an entry that never fired has no schedule mark", got=mark)
 
     def test_replicas_fire_each_point_exactly_once(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing, kit_settings: KitSettings
@@ -107,7 +119,9 @@ class SchedulingTests(KitTestBase):
             thread.start()
         for thread in threads:
             thread.join(kit_settings.deadline(60.0))
-        assert not errors, f"a scheduler replica raised: {errors[0]!r}"
+        assert not errors, violated(
+            "put_scheduled must not raise when replicas race", got=errors[0]
+        )
         twice = {p: n for p, n in fired.items() if n > 1}
         assert not twice, violated(
             f"{len(twice)} schedule point(s) fired more than once by 3 replicas, "
@@ -174,7 +188,9 @@ class SchedulingTests(KitTestBase):
         assert dict(counts) == expected, violated(
             f"schedule points fired per entry {dict(counts)}, expected {expected}"
         )
-        assert all(start < point <= end for _, point in fired)
+        assert all(start < point <= end for _, point in fired), violated(
+            "schedulers must fire only points within the time that passed"
+        )
         stats = backends.primary.stats(group)
         assert stats.queued == sum(expected.values()), violated(
             "fired schedule points did not all store a task"

@@ -10,7 +10,7 @@ from taskkit.plugins import registries
 from taskkit.serializers import Serializer
 
 from .._base import KitTestBase, Timing
-from ..helpers import TaskMaker, violated
+from ..helpers import TaskMaker, claim_one, outcome_of, result_value, violated
 
 __all__ = ["SerializationTests", "SerializerHandler", "build_serializer", "serializer_names"]
 
@@ -84,8 +84,12 @@ class SerializationTests(KitTestBase):
                 )
                 backend.complete(claim, handler.encode_result(claim.task, data))
         for result, value in zip(results, VALUES):
-            assert result.get(timeout=5) == value, violated(
-                f"a result did not survive the backend through the {serializer} serializer"
+            got = result_value(
+                result, 5, f"a completed task's result must be readable ({serializer} serializer)"
+            )
+            assert got == value, violated(
+                f"a result did not survive the backend through the {serializer} serializer",
+                got=got,
             )
 
     def test_every_byte_value_survives(
@@ -94,24 +98,25 @@ class SerializationTests(KitTestBase):
         blob = bytes(range(256)) * 4 + b"\x00" * 16
         task = tasks.one(data=blob)
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         assert claim.task.data == blob, violated("task data must be stored byte for byte")
         backend.complete(claim, blob[::-1])
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.result == blob[::-1], violated(
-            "a result must be stored byte for byte"
-        )
+        outcome_of(backend, task.id, "a result must be stored byte for byte", result=blob[::-1])
 
     def test_empty_data_and_result(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
         task = tasks.one(data=b"")
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
-        assert claim.task.data == b""
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
+        assert claim.task.data == b"", violated("empty task data must read back empty")
         backend.complete(claim, b"")
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.state is TaskState.SUCCEEDED
+        outcome = outcome_of(
+            backend,
+            task.id,
+            "complete() with an empty result must succeed",
+            state=TaskState.SUCCEEDED,
+        )
         assert (outcome.result or b"") == b"", violated("an empty result must read back empty")
 
     def test_a_payload_at_the_default_size_cap_survives(
@@ -123,13 +128,17 @@ class SerializationTests(KitTestBase):
         blob = (bytes(range(251)) * (size // 251 + 1))[:size]
         task = tasks.one(data=blob)
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         assert claim.task.data == blob, violated(
             f"a {size}-byte payload (the default cap) did not survive the backend"
         )
         backend.complete(claim, blob)
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.result == blob
+        outcome_of(
+            backend,
+            task.id,
+            f"a {size}-byte result (the default cap) must be stored byte for byte",
+            result=blob,
+        )
 
     def test_error_text_survives(self, backend: Backend, tasks: TaskMaker, timing: Timing) -> None:
         text = (
@@ -138,9 +147,11 @@ class SerializationTests(KitTestBase):
         )
         task = tasks.one()
         backend.put([task])
-        (claim,) = backend.claim(task.group, "w1", 1, timing.long_lease, 3).claims
+        claim = claim_one(backend, task.group, "w1", timing.long_lease, 3)
         backend.fail(claim, text)
-        outcome = backend.get_outcome(task.id)
-        assert outcome is not None and outcome.error == text, violated(
-            "error text must be stored exactly (unicode, quotes, newlines)"
+        outcome_of(
+            backend,
+            task.id,
+            "error text must be stored exactly (unicode, quotes, newlines)",
+            error=text,
         )
