@@ -65,6 +65,9 @@ class Backend(abc.ABC):
 
     Subclasses implement the abstract primitives and declare their capabilities below; the
     conformance kit skips, with the reason, what a backend honestly declares it lacks.
+    The capability flags, each a class attribute: :attr:`supports_processes`,
+    :attr:`supports_notifications`, :attr:`supports_transactional_put`,
+    :attr:`supports_fake_clock` and :attr:`clock_is_local`.
 
     An instance must be thread-safe: a worker process shares one among its claimer, executor,
     keeper and scheduler threads. A claim whose lease expired but was not yet reclaimed by
