@@ -26,29 +26,23 @@ from typing import TYPE_CHECKING, Any
 __version__ = "1.0.0a1"
 
 if TYPE_CHECKING:
-    from taskkit.clock import FakeClock
+    # ``X as X``: explicit re-exports (``__all__`` is computed, see ``__getattr__``).
+    from taskkit.clock import FakeClock as FakeClock
 
-    from ._base import BackendPool, KitSettings, KitTestBase, Timing
-    from .helpers import Ledger, LedgerLine, TaskMaker, unique_name, violated, wait_until
-    from .suite import (
-        BackendTests,
-        BadInputTests,
-        CancelTests,
-        ConcurrencyTests,
-        ControlEventTests,
-        DeadLetterTests,
-        EnqueueTests,
-        FencingTests,
-        LeaseTests,
-        RecoveryTests,
-        ResultTests,
-        RetryTests,
-        RuntimeTests,
-        SchedulingTests,
-        SerializationTests,
-        WaitingTests,
-    )
+    from ._base import BackendPool as BackendPool
+    from ._base import KitSettings as KitSettings
+    from ._base import KitTestBase as KitTestBase
+    from ._base import Timing as Timing
+    from .helpers import Ledger as Ledger
+    from .helpers import LedgerLine as LedgerLine
+    from .helpers import TaskMaker as TaskMaker
+    from .helpers import unique_name as unique_name
+    from .helpers import violated as violated
+    from .helpers import wait_until as wait_until
+    from .suite import *  # noqa: F403  (the topic classes, BackendTests, TOPICS)
 
+#: The names exported from modules other than the suite; the suite's names come from
+#: ``taskkit_testing.suite.__all__``, derived from ``BackendTests`` (the one list of topics).
 _EXPORTS = {
     "FakeClock": "taskkit.clock",
     "BackendPool": "taskkit_testing._base",
@@ -61,63 +55,26 @@ _EXPORTS = {
     "unique_name": "taskkit_testing.helpers",
     "violated": "taskkit_testing.helpers",
     "wait_until": "taskkit_testing.helpers",
-    **{
-        name: "taskkit_testing.suite"
-        for name in (
-            "BackendTests",
-            "BadInputTests",
-            "CancelTests",
-            "ConcurrencyTests",
-            "ControlEventTests",
-            "DeadLetterTests",
-            "EnqueueTests",
-            "FencingTests",
-            "LeaseTests",
-            "RecoveryTests",
-            "ResultTests",
-            "RetryTests",
-            "RuntimeTests",
-            "SchedulingTests",
-            "SerializationTests",
-            "WaitingTests",
-        )
-    },
 }
 
-__all__ = [
-    "BackendPool",
-    "BackendTests",
-    "BadInputTests",
-    "CancelTests",
-    "ConcurrencyTests",
-    "ControlEventTests",
-    "DeadLetterTests",
-    "EnqueueTests",
-    "FakeClock",
-    "FencingTests",
-    "KitSettings",
-    "KitTestBase",
-    "LeaseTests",
-    "Ledger",
-    "LedgerLine",
-    "RecoveryTests",
-    "ResultTests",
-    "RetryTests",
-    "RuntimeTests",
-    "SchedulingTests",
-    "SerializationTests",
-    "TaskMaker",
-    "Timing",
-    "WaitingTests",
-    "__version__",
-    "unique_name",
-    "violated",
-    "wait_until",
-]
+
+def _suite_names() -> list[str]:
+    # Imported on first use only: by then the pytest plugin has registered assertion
+    # rewriting for the suite modules.
+    suite = importlib.import_module("taskkit_testing.suite")
+    return list(suite.__all__)
+
+
+def _all() -> list[str]:
+    return sorted({*_EXPORTS, *_suite_names(), "__version__"})
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__all__":  # ``from taskkit_testing import *``
+        return _all()
     module = _EXPORTS.get(name)
+    if module is None and (name == "TOPICS" or name.endswith("Tests")):
+        module = "taskkit_testing.suite" if name in _suite_names() else None
     if module is None:
         raise AttributeError(f"module 'taskkit_testing' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
@@ -126,4 +83,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return _all()

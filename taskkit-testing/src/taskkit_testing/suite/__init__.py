@@ -2,61 +2,31 @@
 
 Subclass :class:`BackendTests` for everything, or pick topic classes (``LeaseTests``,
 ``FencingTests``, ...) to run a part.
+
+The list of topic classes is kept once, as the bases of :class:`BackendTests`; :data:`TOPICS`,
+this module's ``__all__`` and the names ``taskkit_testing`` exports derive from it.
 """
 
 from __future__ import annotations
 
-from .bad_input import BadInputTests
-from .concurrency import ConcurrencyTests
-from .control import CancelTests, ControlEventTests
-from .dead_letters import DeadLetterTests, RetryTests
-from .enqueue import EnqueueTests
-from .fencing import FencingTests
-from .leases import LeaseTests
-from .recovery import RecoveryTests
-from .results import ResultTests, WaitingTests
-from .runtime import RuntimeTests
-from .scheduling import SchedulingTests
-from .serialization import SerializationTests
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "TOPICS",
-    "BackendTests",
-    "BadInputTests",
-    "CancelTests",
-    "ConcurrencyTests",
-    "ControlEventTests",
-    "DeadLetterTests",
-    "EnqueueTests",
-    "FencingTests",
-    "LeaseTests",
-    "RecoveryTests",
-    "ResultTests",
-    "RetryTests",
-    "RuntimeTests",
-    "SchedulingTests",
-    "SerializationTests",
-    "WaitingTests",
-]
-
-#: Every topic class, in the order ``BackendTests`` runs them.
-TOPICS = (
-    EnqueueTests,
-    LeaseTests,
-    FencingTests,
-    ResultTests,
-    WaitingTests,
-    RetryTests,
-    DeadLetterTests,
-    CancelTests,
-    ControlEventTests,
-    SchedulingTests,
-    SerializationTests,
-    BadInputTests,
-    ConcurrencyTests,
-    RecoveryTests,
-    RuntimeTests,
-)
+# ``X as X``: the explicit re-exports a type checker sees (``__all__`` is computed below).
+from .bad_input import BadInputTests as BadInputTests
+from .concurrency import ConcurrencyTests as ConcurrencyTests
+from .control import CancelTests as CancelTests
+from .control import ControlEventTests as ControlEventTests
+from .dead_letters import DeadLetterTests as DeadLetterTests
+from .dead_letters import RetryTests as RetryTests
+from .enqueue import EnqueueTests as EnqueueTests
+from .fencing import FencingTests as FencingTests
+from .leases import LeaseTests as LeaseTests
+from .recovery import RecoveryTests as RecoveryTests
+from .results import ResultTests as ResultTests
+from .results import WaitingTests as WaitingTests
+from .runtime import RuntimeTests as RuntimeTests
+from .scheduling import SchedulingTests as SchedulingTests
+from .serialization import SerializationTests as SerializationTests
 
 
 class BackendTests(
@@ -85,3 +55,10 @@ class BackendTests(
         def backend_factory(self, tmp_path):
             return functools.partial(MyBackend, tmp_path / "db")
     """
+
+
+#: Every topic class, in the order ``BackendTests`` runs them.
+TOPICS: tuple[type, ...] = tuple(reversed(BackendTests.__bases__))
+
+if not TYPE_CHECKING:  # a computed __all__; type checkers use the re-exports above
+    __all__ = ["TOPICS", "BackendTests", *sorted(topic.__name__ for topic in TOPICS)]
