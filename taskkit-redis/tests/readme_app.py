@@ -7,18 +7,20 @@ one copy for every suite, in :mod:`taskkit_testing.readme`.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from taskkit import Task, TaskHandler
-from taskkit_testing.readme import GROUP_NAME, Handler
+from taskkit import Task
+from taskkit_testing.readme import GROUP_NAME, Handler, ReadmeCodec
 
 __all__ = ["GROUP_NAME", "Handler", "HashHandler"]
 
 
-class HashHandler(TaskHandler):
-    """Returns sha256(data) hex; logs ``end <id> <pid>`` lines to the ledger (O_APPEND)."""
+class HashHandler(ReadmeCodec):
+    """Returns sha256(data) hex; logs ``end <id> <pid>`` lines to the ledger (O_APPEND).
+
+    Data and results are JSON as in the README; failures follow the default retry policy.
+    """
 
     def __init__(self, ledger_path: str) -> None:
         self.ledger_path = ledger_path
@@ -32,12 +34,3 @@ class HashHandler(TaskHandler):
         finally:
             os.close(fd)
         return hashlib.sha256(task.data).hexdigest()
-
-    def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
-        return json.dumps(data).encode()
-
-    def encode_result(self, task: Task, result: Any) -> bytes:
-        return json.dumps(result).encode()
-
-    def decode_result(self, task: Task, encoded: bytes) -> Any:
-        return json.loads(encoded)
