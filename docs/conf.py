@@ -46,10 +46,16 @@ def _public_alias(app, env, node, contnode):  # type: ignore[no-untyped-def]
     name = target.rsplit(".", 1)[-1]
     if target.startswith("taskkit.") and target != f"taskkit.{name}" and hasattr(taskkit, name):
         candidates = [f"taskkit.{name}"]
-    elif "." not in target:
-        candidates = [full for full in domain.objects if full.endswith(f".{target}")]
     else:
-        return None
+        candidates = [full for full in domain.objects if full.endswith(f".{target}")]
+    if not candidates and node["reftype"] == "attr" and "." in target:
+        # A field described in its class's docstring (``ClaimBatch.dead_lettered``): link to
+        # the class, if it really has that field.
+        owner, _, field = target.rpartition(".")
+        cls = getattr(taskkit, owner.rsplit(".", 1)[-1], None)
+        if cls is not None and field in getattr(cls, "__dataclass_fields__", {}):
+            node["reftype"] = "class"
+            candidates = [f"taskkit.{cls.__name__}"]
     if len(candidates) != 1:
         return None
     return domain.resolve_xref(

@@ -42,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +140,7 @@ def blocks(page: Path) -> list[Block]:
         for line, words in OTHER_MARKERS.get(_rel(page), []):
             if not marker and line in body:
                 marker = words
+        body = textwrap.dedent(body)  # an excerpt of a method is indented
         found.append(Block(page, i + 1, match["info"].strip(), body + "\n", marker))
         i = j + 1
     return found
@@ -386,21 +388,29 @@ def check_config(block: Block) -> None:
 
 
 def check_systemd_unit(block: Block, path: Path) -> None:
+    """``systemd-analyze verify``: unknown keys and values it cannot parse are problems."""
     if not shutil.which("systemd-analyze"):
-        return  # parsed as ini above; the full check needs systemd
-    # ExecStart must name an existing binary for verify: check a copy that runs /bin/true.
-    text = re.sub(r"^ExecStart=.*$", "ExecStart=/bin/true", block.text, flags=re.M)
-    probe = path.with_name(path.name)
-    probe.write_text(text)
+        return  # parsed as ini above; the full check needs systemd's tools
+    # verify also wants ExecStart's binary to exist: check a copy that runs /bin/true.
+    path.write_text(re.sub(r"^(ExecStart=)\S+", r"\1/bin/true", block.text, flags=re.M))
     done = subprocess.run(
-        ["systemd-analyze", "verify", str(probe)], capture_output=True, text=True, timeout=30
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
     )
     problems = [
         line
         for line in (done.stdout + done.stderr).splitlines()
-        if (probe.name in line and "Unknown" in line) or "Invalid" in line or "Failed to" in line
+        if path.name in line
+        and any(word in line for word in ("Unknown", "Failed to", "Invalid", "not executable"))
     ]
     assert not problems, f"{block.where}: systemd-analyze verify:\n" + "\n".join(problems)
+
+
+def test_the_systemd_check_catches_a_bad_key(tmp_path: Path) -> None:
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed here")
+    bad = Block(ROOT / "x.md", 1, "ini", "[Service]\nExecStart=/bin/true\nKillMode=mixd\n")
+    with pytest.raises(AssertionError, match="kill mode"):
+        check_systemd_unit(bad, tmp_path / "bad.service")
 
 
 DOCKER_INSTRUCTIONS = {
@@ -503,3 +513,35 @@ def test_dev_py_demo_runs(tmp_path: Path) -> None:
     assert "scheduled tick for" in done.stdout
     assert "workers stopped" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- the CLI page
+
+
+def _cli_help(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "taskkit.cli", *args, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_cli_page_names_every_command_and_option_of_the_parser() -> None:
+    page = (DOCS / "cli.md").read_text()
+    top = _cli_help()
+    section = top.split("positional arguments:", 1)[1].split("options:", 1)[0]
+    commands = re.findall(r"^ {4}([a-z][a-z-]*)\s", section, re.M)
+    assert {"worker", "stats", "cancel"} <= set(commands), top
+    parser_options = set(re.findall(r"(--[a-z][a-z-]+)", top))
+    for command in commands:
+        assert f"`{command}" in page, f"docs/cli.md does not describe `taskkit {command}`"
+        parser_options |= set(re.findall(r"(--[a-z][a-z-]+)", _cli_help(command)))
+    documented_extra = {"--help"}
+    documented = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", page))
+    for option in sorted(parser_options):
+        assert option in documented, f"docs/cli.md does not describe {option}"
+    for option in sorted(documented - documented_extra):
+        assert option in parser_options, f"docs/cli.md names {option}, which taskkit lacks"
