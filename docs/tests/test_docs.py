@@ -545,3 +545,40 @@ def test_the_cli_page_names_every_command_and_option_of_the_parser() -> None:
         assert option in documented, f"docs/cli.md does not describe {option}"
     for option in sorted(documented - documented_extra):
         assert option in parser_options, f"docs/cli.md names {option}, which taskkit lacks"
+
+
+# --------------------------------------------------------------------------- what they teach
+
+
+def _python_blocks_under(page: Path, heading: str) -> list[Block]:
+    text = page.read_text()
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + len(heading) + 2)
+    first, last = text[:start].count("\n") + 1, text[: end if end > 0 else None].count("\n") + 1
+    return [b for b in blocks(page) if b.lang == "python" and first <= b.line <= last]
+
+
+def test_the_quickstarts_run_workers_supervised() -> None:
+    # taskkit 0.2's README taught start_processes(daemon=True), which replaces no dead worker.
+    readme = _python_blocks_under(ROOT / "README.md", "## Quickstart")
+    assert readme and "kit.start" in readme[0].text
+    guide = [b for b in blocks(DOCS / "quickstart.md") if b.lang in ("python", "sh")]
+    for block in [*readme, *guide]:
+        assert "start_processes(" not in block.text, f"{block.where} runs workers unsupervised"
+    assert any("kit.start(" in b.text for b in guide)
+    assert any("taskkit --app" in b.text and " worker " in b.text for b in guide)
+    api = (DOCS / "api.md").read_text()
+    assert "is **not replaced**" in api and "leases expire" in api
+
+
+def test_every_retry_example_agrees() -> None:
+    # The README waited retry_count seconds, the docs 2 ** retry_count: one example only.
+    formulas = {
+        line.strip()
+        for page in RUN_PAGES
+        for block in blocks(page)
+        if block.lang == "python" and "def get_retry_interval" in block.text
+        for line in block.text.splitlines()
+        if line.strip().startswith("return") and "retry_count" in line
+    }
+    assert len(formulas) <= 1, formulas
