@@ -22,6 +22,8 @@ on GitHub and in the built site), words separated by spaces:
   the later blocks of the page (a ``tasks.py`` the CLI examples name with ``--app``);
 - ``<!-- test: run-for SECONDS -->``: a program that runs until stopped (``kit.start``, a
   worker): it gets SIGTERM after SECONDS and must then exit 0 by itself;
+- ``<!-- test: postgresql -->``: ``DATABASE_URL`` names a database of its own, created on
+  the local PostgreSQL for this page and dropped afterwards;
 - ``<!-- test: background -->``: such a program, left running while the page's later blocks
   run (a worker they need), then stopped with SIGTERM; it must exit 0 by itself.
 
@@ -64,6 +66,7 @@ ALL_PAGES = [
     *sorted(ROOT.glob("examples/*/README.md")),
 ]
 REDIS_URL = "redis://127.0.0.1:6379/0"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BLOCK_TIMEOUT = 60.0
 DISTRIBUTIONS = {
     p.parent.name for p in ROOT.glob("*/pyproject.toml") if p.parent.name.startswith("taskkit-")
@@ -185,7 +188,7 @@ def _marker_ok(words: str) -> bool:
         return len(parts) > 1  # a reason is required
     i = 0
     while i < len(parts):
-        if parts[i] in ("prelude", "background"):
+        if parts[i] in ("prelude", "background", "postgresql"):
             i += 1
         elif parts[i] in ("file", "run-for") and i + 1 < len(parts):
             if parts[i] == "run-for":
@@ -237,6 +240,7 @@ class Page:
         self.page = page
         self.workdir = workdir
         self.background: list[tuple[Block, list[str], subprocess.Popen[str]]] = []
+        self.databases: list[str] = []
         self.prefix = f"docs{uuid.uuid4().hex[:10]}"
         bindir = str(Path(sys.executable).parent)
         self.env = {
@@ -293,11 +297,33 @@ class Page:
         assert proc.returncode == 0, f"{block.where}: exit code {proc.returncode}:\n{out}"
         assert "Traceback (most recent call last)" not in out, f"{block.where}:\n{out}"
 
+    def use_postgresql(self) -> None:
+        """Give the page's blocks a database of their own, as ``DATABASE_URL``."""
+        if "DATABASE_URL" in self.env:
+            return
+        import psycopg
+
+        name = f"tkdocs_{self.prefix}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.databases.append(name)
+        self.env["DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
     def cleanup(self) -> None:
         try:
             self.stop_background()
         finally:
             self._delete_keys()
+            self._drop_databases()
+
+    def _drop_databases(self) -> None:
+        if not self.databases:
+            return
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            for name in self.databases:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _delete_keys(self) -> None:
         try:
@@ -322,6 +348,8 @@ class Page:
 
 
 def run_python(page: Page, block: Block) -> None:
+    if "postgresql" in block.words():
+        page.use_postgresql()
     text = block.text
     if "prelude" in block.words():
         text = (HARNESS / "docs_prelude.py").read_text() + text
