@@ -24,6 +24,9 @@ nitpick_ignore_regex = [
     ("py:.*", r"(pluggy\.)?(PluginManager|HookimplMarker)(\..*)?"),
     # Type aliases and type variables of signatures, explained in the text around them.
     ("py:class", r"(ShouldRestart|HelperServices|PollingInterval|ExceptionTypes|_F|_T)"),
+    # Private helpers that appear in signatures (taskkit._health).
+    ("py:class", r"(taskkit\._health\.)?BackendHealth"),
+    ("py:class", r"taskkit\.schedule\.DataEncoder"),  # "anything with encode_data"
     ("py:class", r"(Any|Callable|Mapping|Sequence|Iterable|Iterator|BaseProcess|tzinfo)"),
     ("py:class", r"(int|str|float|bool|bytes|None|object|dict|list|tuple|set|type)"),
     ("py:class", r"(Exception|BaseException|ValueError|LookupError|TimeoutError|ConnectionError)"),

@@ -610,3 +610,13 @@ def test_every_retry_example_agrees() -> None:
         if line.strip().startswith("return") and "retry_count" in line
     }
     assert len(formulas) <= 1, formulas
+
+
+def test_the_api_reference_covers_every_public_name() -> None:
+    import taskkit
+
+    reference = (DOCS / "api.md").read_text() + (DOCS / "backend-contract.md").read_text()
+    missing = [
+        n for n in taskkit.__all__ if not re.search(rf"taskkit\.{re.escape(n)}\b", reference)
+    ]
+    assert not missing, f"docs/api.md does not document taskkit.{', taskkit.'.join(missing)}"
