@@ -1,5 +1,11 @@
 """One worker process: claimers, thread pools, the lease keeper, control events, schedulers.
 
+Every task's outcome is logged on the ``taskkit.worker`` logger with the fields ``task_id``,
+``task_group``, ``task_name``, ``task_attempt`` and ``task_duration`` as ``extra`` (for
+structured log formatters): INFO when it succeeded (or was discarded or cancelled), WARNING
+when it is retried (the delay and a one-line exception), ERROR when it failed or became a
+dead letter (with the traceback).
+
 Threads of a worker:
 
 * per group, one **claimer** that keeps its N **executors** supplied: it claims for idle
@@ -28,8 +34,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
+
+import pluggy
 
 from ._health import RETRY_CAP, BackendHealth, is_unavailable, one_line
 from ._recorder import OutcomeRecorder, PendingOutcome
@@ -55,6 +63,37 @@ log = logging.getLogger("taskkit.worker")
 EXIT_OK = 0  # asked to stop (signal or shutdown event): do not restart
 EXIT_RECYCLE = 75  # stopped itself to shed a stuck thread: restart
 EXIT_SETUP_FAILED = 3  # could not start: restart with back-off
+
+#: Where taskkit's and pluggy's own frames live: a stored traceback starts after them, at
+#: the first frame of the user's code (the handler, or a plugin wrapping it).
+_INTERNAL_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(pluggy.__file__)) + os.sep,
+)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from its first frame outside taskkit and pluggy (all of it if it has none)."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        first = first.tb_next
+    return first if first is not None else tb
+
+
+def task_log_extra(task: Task, duration: float | None = None) -> dict[str, Any]:
+    """The ``extra`` fields of a task's log records (read by structured log formatters)."""
+    return {
+        "task_id": task.id,
+        "task_group": task.group,
+        "task_name": task.name,
+        "task_attempt": task.retry_count + 1,
+        "task_duration": duration,
+    }
+
+
+def _describe(task: Task) -> str:
+    return f"task {task.id} ({task.group}/{task.name}, attempt {task.retry_count + 1})"
+
 
 #: Automatic prefetch buffers tasks only while the group's tasks take less than this on
 #: average (seconds): a long task must not hold buffered tasks that an idle worker could run.
@@ -207,6 +246,7 @@ class _GroupRunner:
                         outcome.task.group,
                         outcome.task.name,
                         outcome.error,
+                        extra=task_log_extra(outcome.task),
                     )
                     worker.kit._call_hook(
                         "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
@@ -520,34 +560,69 @@ class Worker:
                     if entry.async_raised:
                         _async_raise(entry.thread_id, None)
         except TaskCancelled:
+            self._log_outcome(logging.INFO, task, started, "cancelled")
             self._finish(entry, "acknowledge_cancel", "cancelled")
         except TaskTimeout:
             message = f"timed out after {timeout}s"
+            self._log_outcome(logging.ERROR, task, started, "failed", f": {message}")
             self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message))
         except DiscardTask as exc:
             reason = str(exc) or "discarded by the handler"
+            self._log_outcome(logging.INFO, task, started, "discarded", f": {reason}")
             self._finish(entry, "discard", reason, hook=self._discarded_hook(task, reason))
         except BaseException as exc:
-            self._on_failure(entry, exc)
+            self._on_failure(entry, exc, started)
         else:
             self._on_success(entry, value, time.monotonic() - started)
         finally:
             _set_current(None)
 
+    def _log_outcome(
+        self,
+        level: int,
+        task: Task,
+        started: float,
+        what: str,
+        detail: str = "",
+        exc: BaseException | None = None,
+    ) -> None:
+        """Log ``task <id> (...) <what> in <duration>s<detail>`` with the task's ``extra``
+        fields (and ``exc`` from the user's frames on)."""
+        if not log.isEnabledFor(level):
+            return
+        duration = time.monotonic() - started
+        exc_info = (type(exc), exc, _user_frames(exc.__traceback__)) if exc is not None else None
+        log.log(
+            level,
+            "%s %s in %.3fs%s",
+            _describe(task),
+            what,
+            duration,
+            detail,
+            exc_info=exc_info,
+            extra=task_log_extra(task, duration),
+        )
+
     def _on_success(self, entry: _InFlight, value: Any, duration: float) -> None:
         task = entry.claim.task
+        started = time.monotonic() - duration
         try:
             encoded = validate_payload(
                 "result", self.handler.encode_result(task, value), self.kit.config.max_result_size
             )
         except PayloadTooLarge as exc:
             message = f"result too large: {exc}"
+            self._log_outcome(logging.ERROR, task, started, "failed", f": {message}")
             self._finish(entry, "fail", message, hook=self._failed_hook(task, exc, message))
             return
         except Exception as exc:
             message = "result could not be encoded:\n" + self._traceback(exc)
+            self._log_outcome(
+                logging.ERROR, task, started, "failed", ": its result could not be encoded", exc
+            )
             self._finish(entry, "fail", message, hook=self._failed_hook(task, exc, message))
             return
+        self._log_outcome(logging.INFO, task, started, "succeeded")
         self._finish(
             entry,
             "complete",
@@ -557,10 +632,11 @@ class Worker:
             ),
         )
 
-    def _on_failure(self, entry: _InFlight, exc: BaseException) -> None:
+    def _on_failure(self, entry: _InFlight, exc: BaseException, started: float) -> None:
         task = entry.claim.task
         if entry.context.cancelled:
             # A cancel is pending: never retry a task its owner asked to stop.
+            self._log_outcome(logging.INFO, task, started, "cancelled")
             self._finish(entry, "acknowledge_cancel", "cancelled")
             return
         text = self._traceback(exc)
@@ -568,6 +644,7 @@ class Worker:
             interval = self.handler.get_retry_interval(task, exc)  # type: ignore[arg-type]
         except DiscardTask as discard:
             reason = str(discard) or "discarded by get_retry_interval"
+            self._log_outcome(logging.INFO, task, started, "discarded", f": {reason}")
             self._finish(entry, "discard", reason, hook=self._discarded_hook(task, reason))
             return
         except Exception:
@@ -579,9 +656,17 @@ class Worker:
             log.error("get_retry_interval returned %r (not seconds >= 0); failing task", interval)
             interval = None
         if interval is None:
+            self._log_outcome(logging.ERROR, task, started, "failed", "", exc)
             self._finish(entry, "fail", text, hook=self._failed_hook(task, exc, text))
             return
         delay = float(interval)
+        self._log_outcome(
+            logging.WARNING,
+            task,
+            started,
+            "failed",
+            f" ({one_line(exc)}); retrying in {delay:.1f}s",
+        )
         self._finish(
             entry,
             "retry",
@@ -603,7 +688,9 @@ class Worker:
         return lambda: self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
 
     def _traceback(self, exc: BaseException) -> str:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        """The traceback to store: from the user's first frame on (no taskkit or pluggy
+        frames before it), cut to ``max_error_size``."""
+        text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
         return truncate_text(text, self.kit.config.max_error_size)
 
     def _finish(
@@ -724,7 +811,7 @@ class Worker:
             f"timed out after {task.timeout or self.kit.config.default_timeout}s; the handler did "
             "not stop (blocked outside Python?)"
         )
-        log.error("task %s: %s", task.id, message)
+        log.error("task %s: %s", task.id, message, extra=task_log_extra(task))
         self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message), now=True)
         entry.stuck = True
         with self._inflight_lock:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ._task import Task
 from .errors import DiscardTask
 from .plugins import registries
-from .retry import ExponentialBackoff, RetryPolicy
+from .retry import ExceptionTypes, ExponentialBackoff, RetryPolicy, exception_types, is_retryable
 from .serializers import Serializer
 
 __all__ = ["TaskHandler"]
@@ -25,7 +25,16 @@ class TaskHandler:
     Subclasses must implement :meth:`handle`. The other four methods have defaults: data and
     results are encoded with :attr:`serializer` (JSON unless a subclass names another
     registered serializer), and failures are retried by :attr:`retry_policy` (capped
-    exponential back-off with jitter, at most 20 retries).
+    exponential back-off with jitter: at most 5 retries, over about 2.5 minutes), for the
+    exceptions :attr:`retry_on` names and :attr:`retry_unless` does not.
+
+    Retry only connection trouble, in one line::
+
+        class Handler(TaskHandler):
+            retry_on = (ConnectionError, TimeoutError)
+
+    A handler that overrides :meth:`get_retry_interval` decides alone, as in taskkit 0.2:
+    ``retry_on``, ``retry_unless`` and ``retry_policy`` are then not consulted.
 
     Handlers are pickled into worker processes under the ``spawn`` and ``forkserver`` start
     methods, so keep their state picklable (or rebuild it lazily).
@@ -36,6 +45,11 @@ class TaskHandler:
     #: The policy the default :meth:`get_retry_interval` applies: a policy object, or the
     #: name of a registered one.
     retry_policy: ClassVar[RetryPolicy | str] = ExponentialBackoff()
+    #: The default :meth:`get_retry_interval` retries only after these exceptions (a class
+    #: or a tuple of classes); any other exception fails the task at once.
+    retry_on: ClassVar[ExceptionTypes] = (Exception,)
+    #: ... and never after these, even where :attr:`retry_on` matches.
+    retry_unless: ClassVar[ExceptionTypes] = ()
 
     def handle(self, task: Task) -> Any:
         """Run ``task`` and return its result (encoded by :meth:`encode_result`).
@@ -48,8 +62,14 @@ class TaskHandler:
     def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
         """Seconds to wait before retrying ``task`` after ``exception``; None fails the task.
 
-        Raise :class:`DiscardTask` to discard it instead.
+        Raise :class:`DiscardTask` to discard it instead. The default fails the task for an
+        exception outside :attr:`retry_on` or inside :attr:`retry_unless`, and otherwise
+        asks :attr:`retry_policy`.
         """
+        retry_on = exception_types(self.retry_on, "TaskHandler.retry_on")
+        retry_unless = exception_types(self.retry_unless, "TaskHandler.retry_unless")
+        if not is_retryable(exception, retry_on, retry_unless):
+            return None
         return self._retry_policy().next_interval(task, exception)
 
     def encode_data(self, group: str, task_name: str, data: Any) -> bytes:
