@@ -54,12 +54,28 @@ def test_bad_names_are_refused_and_nothing_is_written(
     assert backend.tasks() == []
 
 
-def test_128_character_names_are_accepted(kit: Kit) -> None:
-    kit.initiate_task("g" * 128, "n" * 128, 1)
+def test_128_character_names_are_accepted(kit: Kit, backend: MemoryBackend) -> None:
+    result = kit.initiate_task("g" * 128, "n" * 128, 1)
+    [task] = backend.tasks(state=TaskState.QUEUED)
+    assert (task.id, task.group, task.name, task.data) == (
+        result.task_id,
+        "g" * 128,
+        "n" * 128,
+        b"1",
+    )
 
 
-def test_inner_spaces_are_accepted_as_in_the_original_readme(kit: Kit) -> None:
-    kit.initiate_task("Any task group name", "your task name", 1)
+def test_inner_spaces_are_accepted_as_in_the_original_readme(
+    kit: Kit, backend: MemoryBackend
+) -> None:
+    result = kit.initiate_task("Any task group name", "your task name", 1)
+    [task] = backend.tasks(state=TaskState.QUEUED, group="Any task group name")
+    assert (task.id, task.group, task.name) == (
+        result.task_id,
+        "Any task group name",
+        "your task name",
+    )
+    assert backend.stats("Any task group name").queued == 1
 
 
 def test_data_size_cap(backend: MemoryBackend) -> None:

@@ -39,6 +39,16 @@ def validate_name(kind: str, value: object) -> str:
     return value
 
 
+def validate_task_id(value: object) -> str:
+    """Return ``value`` if it is a valid task id, else raise :class:`InvalidTask`.
+
+    Ids follow the name rules (:func:`validate_name`): UUIDs, hex or dashed, and readable
+    ids such as ``"welcome-ada"`` or ``"order 42"`` pass; newlines, tabs, leading or trailing
+    spaces and the key-building characters ``:{}*?[]\\`` do not.
+    """
+    return validate_name("task id", value)
+
+
 def validate_payload(what: str, value: object, limit: int) -> bytes:
     """Return ``value`` if it is bytes within ``limit``, else raise a typed error."""
     if not isinstance(value, (bytes, bytearray, memoryview)):

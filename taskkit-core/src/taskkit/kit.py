@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
-import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -13,15 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from ._encoding import encode_data
+from ._execution import EagerRun, run_eagerly
 from ._task import DEFAULT_TTL, CancelResult, Outcome, Task, TaskState
 from ._validation import (
     DEFAULT_MAX_DATA_SIZE,
     DEFAULT_MAX_ERROR_SIZE,
     DEFAULT_MAX_RESULT_SIZE,
     to_epoch,
-    truncate_text,
     validate_name,
     validate_payload,
+    validate_task_id,
 )
 from .backend import Backend
 from .clock import measure_offset
@@ -30,10 +33,10 @@ from .errors import (
     Cancelled,
     ConfigurationError,
     DeadLettered,
-    DiscardTask,
     Failed,
     InvalidTask,
     NotFound,
+    PayloadTooLarge,
     ResultGetPrevented,
     ResultGetTimedOut,
 )
@@ -57,6 +60,12 @@ _MAX_WAIT_SLICE = 5.0
 @dataclass(frozen=True)
 class KitConfig:
     """Tuning knobs. The defaults suit production; tests shrink the intervals.
+
+    Every field is checked when the config is built; a bad value raises
+    :class:`~taskkit.errors.ConfigurationError` naming the field. Durations are finite numbers
+    of seconds above 0 (``grace_period`` may be 0: hand running tasks back at once), counts
+    and sizes are ints (``max_deliveries`` and the sizes >= 1, ``max_error_size`` >= 64,
+    ``prefetch`` >= 0), and ``heartbeat_interval`` is below ``lease_seconds``.
 
     :ivar lease_seconds: how long a claim is valid without renewal. A worker that stops
         renewing (killed, paused, cut off) loses its tasks to another worker after this.
@@ -99,25 +108,69 @@ class KitConfig:
     prefetch: int | None = None
 
     def __post_init__(self) -> None:
-        if self.lease_seconds <= 0:
-            raise ConfigurationError("lease_seconds must be > 0")
-        if self.heartbeat_interval is not None and not (
-            0 < self.heartbeat_interval < self.lease_seconds
-        ):
-            raise ConfigurationError("heartbeat_interval must be > 0 and < lease_seconds")
-        if self.prefetch is not None and (isinstance(self.prefetch, bool) or self.prefetch < 0):
-            raise ConfigurationError("prefetch must be an int >= 0 or None")
-        if self.max_deliveries < 1:
-            raise ConfigurationError("max_deliveries must be >= 1")
-        if self.default_timeout is not None and self.default_timeout <= 0:
-            raise ConfigurationError("default_timeout must be > 0 or None")
-        for name in ("max_data_size", "max_result_size", "max_error_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be > 0")
+        _seconds(self, "lease_seconds", minimum=0.0)
+        if self.heartbeat_interval is not None:
+            _seconds(self, "heartbeat_interval", minimum=0.0)
+            if self.heartbeat_interval >= self.lease_seconds:
+                raise ConfigurationError(
+                    f"KitConfig.heartbeat_interval must be > 0 and < lease_seconds "
+                    f"({self.lease_seconds}), not {self.heartbeat_interval!r}"
+                )
+        _count(self, "max_deliveries", minimum=1)
+        if self.default_timeout is not None:
+            _seconds(self, "default_timeout", minimum=0.0, none_ok=True)
+        _seconds(self, "timeout_grace", minimum=0.0)
+        _seconds(self, "grace_period", minimum=0.0, zero_ok=True)
+        _count(self, "max_data_size", minimum=1)
+        _count(self, "max_result_size", minimum=1)
+        # Room for the truncation marker and a line of the error.
+        _count(self, "max_error_size", minimum=MIN_ERROR_SIZE)
+        _seconds(self, "max_idle_wait", minimum=0.0)
+        _seconds(self, "control_interval", minimum=0.0)
+        if self.prefetch is not None:
+            _count(self, "prefetch", minimum=0, none_ok=True)
 
     @property
     def heartbeat(self) -> float:
         return self.heartbeat_interval or self.lease_seconds / 3
+
+
+#: The smallest ``max_error_size``: the truncation marker and a line of the error fit.
+MIN_ERROR_SIZE = 64
+
+
+def _seconds(
+    config: KitConfig,
+    name: str,
+    *,
+    minimum: float,
+    zero_ok: bool = False,
+    none_ok: bool = False,
+) -> None:
+    """Check that the field ``name`` is a finite number of seconds above ``minimum``."""
+    value = getattr(config, name)
+    valid = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > minimum or (zero_ok and value == minimum))
+    )
+    if not valid:
+        bound = ">= 0" if zero_ok else "> 0"
+        suffix = " or None" if none_ok else ""
+        raise ConfigurationError(
+            f"KitConfig.{name} must be a finite number of seconds {bound}{suffix}, not {value!r}"
+        )
+
+
+def _count(config: KitConfig, name: str, *, minimum: int, none_ok: bool = False) -> None:
+    """Check that the field ``name`` is an int of at least ``minimum``."""
+    value = getattr(config, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        suffix = " or None" if none_ok else ""
+        raise ConfigurationError(
+            f"KitConfig.{name} must be an int >= {minimum}{suffix}, not {value!r}"
+        )
 
 
 class Result:
@@ -181,24 +234,110 @@ class Result:
 
 
 class EagerResult(Result):
-    """The result of a task run synchronously in the caller (``eager=True``)."""
+    """The result of a task run synchronously in the caller (``eager=True``).
 
-    def __init__(self, kit: Kit, task: Task, value: Any, error: BaseException | None) -> None:
-        super().__init__(kit, task.id)
-        self._task = task
-        self._value = value
-        self._error = error
+    Nothing was stored: :meth:`outcome` is the outcome a backend would hold, and :meth:`get`
+    returns or raises what it would for a worker's run of the task (the handler's exception
+    is chained as the ``__cause__`` of :class:`Failed`).
+    """
+
+    def __init__(self, kit: Kit, run: EagerRun) -> None:
+        super().__init__(kit, run.outcome.task.id)
+        self._run = run
+
+    def outcome(self) -> Outcome:
+        """The outcome of the eager run (never stored in the backend)."""
+        return self._run.outcome
 
     def ready(self) -> bool:
+        """Always True: the task ran before ``initiate_task`` returned."""
         return True
 
+    def cancel(self) -> CancelResult:
+        """Nothing to cancel: the task already ran."""
+        return CancelResult.FINISHED
+
     def get(self, timeout: float | None = None) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._value
+        """The decoded result, or the error a worker's run would give; ``timeout`` is unused.
+
+        :raises Failed: the handler raised (or its result could not be encoded);
+            :class:`Cancelled` if it raised ``TaskCancelled``.
+        :raises NotFound: the handler discarded the task.
+        :raises ResultGetPrevented: called inside a running handler, as for any result.
+        """
+        if current_task() is not None:
+            raise ResultGetPrevented(
+                "Result.get inside a handler could deadlock the worker pool; "
+                "chain the work instead of waiting for it"
+            )
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be >= 0 or None")
+        run = self._run
+        if run.outcome.state is TaskState.SUCCEEDED:
+            return run.value
+        try:
+            self._kit._decode_outcome(run.outcome)
+        except (Failed, NotFound) as error:
+            raise error from run.exception
+        raise AssertionError(f"unexpected eager outcome {run.outcome.state}")  # pragma: no cover
 
 
 ShouldRestart = Callable[["BaseProcess"], bool]
+#: ``polling_interval`` as taskkit 0.2.4 took it: seconds, ``{group: seconds}``, or None.
+PollingInterval = float | Mapping[str, float] | None
+#: ``helper_services`` as taskkit 0.2.4 took it (deprecated): a flag or ``f(index) -> bool``.
+HelperServices = bool | Callable[[int], bool] | None
+
+
+def _check_polling_interval(value: object) -> None:
+    """Refuse what 0.2.4 did not take either: positive seconds, a dict of them, or None."""
+
+    def seconds(v: object) -> bool:
+        return (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        )
+
+    if value is None or seconds(value):
+        return
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and seconds(v) for k, v in value.items()
+    ):
+        return
+    raise ConfigurationError(
+        f"polling_interval must be seconds > 0, a {{group: seconds}} dict, or None, not {value!r}"
+    )
+
+
+def _supervisor_interval(method: str, value: PollingInterval) -> float | None:
+    """``Kit.start``'s polling_interval: seconds for the supervisor; a 0.2 dict is ignored."""
+    _check_polling_interval(value)
+    if isinstance(value, Mapping):
+        warnings.warn(
+            f"{method}(polling_interval={{group: seconds}}) is deprecated and ignored: workers "
+            "no longer poll, they wake on new work (a number still sets how often the "
+            "supervisor checks its processes)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return None
+    return None if value is None else float(value)
+
+
+def _deprecated_helper_services(method: str, value: HelperServices) -> None:
+    """Accept 0.2.4's ``helper_services`` (a flag or a callable) and say that it is ignored."""
+    if value is None:
+        return
+    if not (isinstance(value, bool) or callable(value)):
+        raise ConfigurationError(
+            f"helper_services must be a bool or a callable(index) -> bool, not {value!r}"
+        )
+    warnings.warn(
+        f"{method}(helper_services=...) is deprecated and ignored: every worker process now "
+        "recovers abandoned tasks (expired leases are reclaimed when claiming) and finished "
+        "records expire by their TTL, so no process needs helper services; remove the argument",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 class Kit:
@@ -280,10 +419,16 @@ class Kit:
         task_id: str | None = None,
         encoded: bool = False,
     ) -> Task:
-        """Validate and encode one task without storing it (``initiate_tasks`` takes these)."""
+        """Validate and encode one task without storing it (``initiate_tasks`` takes these).
+
+        Takes the arguments of :meth:`initiate_task` (``encoded=True``: ``data`` is already
+        bytes) and raises the same errors.
+        """
         validate_name("group", group)
         validate_name("task name", name)
-        payload = data if encoded else self.handler.encode_data(group, name, data)
+        if task_id is not None:
+            validate_task_id(task_id)
+        payload = data if encoded else encode_data(self.handler, group, name, data)
         payload = validate_payload("task data", payload, self.config.max_data_size)
         if not isinstance(ttl, (int, float)) or ttl <= 0:
             raise InvalidTask(f"ttl must be a positive number of seconds, not {ttl!r}")
@@ -315,15 +460,25 @@ class Kit:
     ) -> Result:
         """Store a task for the workers of ``group`` and return a handle on its result.
 
-        :param data: encoded with ``handler.encode_data(group, name, data)``.
+        :param data: encoded with ``handler.encode_data(group, name, data)`` (the handler's
+            serializer, JSON by default).
         :param due: run no earlier than this (a datetime, naive meaning local time, or epoch
             seconds); default now.
         :param ttl: seconds the finished record and result are kept.
-        :param eager: run the handler now, in this thread, and store nothing.
+        :param eager: run the task now, in this thread, as a worker would, and store nothing:
+            the ``taskkit_execute_task`` wrapper and the lifecycle hooks run (worker id
+            ``"eager"``), ``current_task()`` works, and the result makes the encode/decode
+            round trip, so ``get()`` returns or raises what it would for a worker's run. One
+            attempt only: a failure is final (no retry), and the time limit is enforced only
+            through ``current_task().check()``.
         :param timeout: run-time limit in seconds (default: the kit's ``default_timeout``).
         :param task_id: your own id, for idempotent enqueue: a second initiate with the same
-            id stores nothing and returns a handle on the first.
-        :raises InvalidTask: bad group, name, data type, due or ttl; nothing was written.
+            id stores nothing and returns a handle on the first. Ids follow the rules of
+            names (up to 128 printable ASCII characters, single inner spaces, none of
+            ``:{}*?[]\\``); UUIDs and ids like ``"welcome-ada"`` pass.
+        :raises InvalidTask: bad group, name, task id, due or ttl, or data the serializer
+            cannot encode (the message names the task and the serializer); nothing was
+            written.
         :raises PayloadTooLarge: the encoded data exceeds ``max_data_size``.
         """
         task = self.make_task(group, name, data, due, ttl, timeout=timeout, task_id=task_id)
@@ -332,43 +487,32 @@ class Kit:
         self._store([task])
         return Result(self, task.id)
 
-    def initiate_tasks(self, *items: Task | Mapping[str, Any]) -> list[Result]:
+    def initiate_tasks(self, *items: Task | tuple[Task, bool] | Mapping[str, Any]) -> list[Result]:
         """Store many tasks in one backend round trip.
 
-        Each item is a :class:`Task` (from :meth:`make_task`) or a dict with ``group``,
-        ``name``, ``data`` and optionally ``due``, ``ttl``, ``timeout``, ``task_id`` and
-        ``eager``. All items are validated before anything is written.
+        Each item is a :class:`Task` (from :meth:`make_task`), a ``(Task, eager)`` pair (as
+        in taskkit 0.2), or a dict with ``group``, ``name``, ``data`` and optionally ``due``,
+        ``ttl``, ``timeout``, ``task_id`` and ``eager``.
+
+        All items are validated and encoded before anything is written or run: when one is
+        refused, no task of the batch is stored and no eager item has run.
+
+        :raises InvalidTask: an item is refused; the message starts with ``item <index>:``.
+        :raises PayloadTooLarge: an item's encoded data exceeds ``max_data_size``.
         """
         tasks: list[Task] = []
         eager: dict[int, Task] = {}
         for i, item in enumerate(items):
-            if isinstance(item, Task):
-                validate_name("group", item.group)
-                validate_name("task name", item.name)
-                validate_payload("task data", item.data, self.config.max_data_size)
-                tasks.append(item)
-                continue
-            if not isinstance(item, Mapping):
-                raise InvalidTask(f"item {i} must be a Task or a dict, not {type(item).__name__}")
-            spec = dict(item)
-            missing = {"group", "name", "data"} - spec.keys()
-            if missing:
-                raise InvalidTask(f"item {i} lacks {', '.join(sorted(missing))}")
-            unknown = spec.keys() - {
-                "group",
-                "name",
-                "data",
-                "due",
-                "ttl",
-                "eager",
-                "timeout",
-                "task_id",
-            }
-            if unknown:
-                raise InvalidTask(f"item {i} has unknown key(s) {', '.join(sorted(unknown))}")
-            run_eagerly = bool(spec.pop("eager", False))
-            task = self.make_task(**spec)
-            if run_eagerly:
+            try:
+                task, run_eagerly_ = self._bulk_item(i, item)
+            except PayloadTooLarge:
+                raise
+            except InvalidTask as exc:
+                message = str(exc)
+                if not message.startswith(f"item {i}"):
+                    raise InvalidTask(f"item {i}: {message}") from exc
+                raise
+            if run_eagerly_:
                 eager[i] = task
             else:
                 tasks.append(task)
@@ -378,6 +522,48 @@ class Kit:
             self._run_eagerly(eager[i]) if i in eager else Result(self, next(queued).id)
             for i in range(len(items))
         ]
+
+    def _bulk_item(self, i: int, item: object) -> tuple[Task, bool]:
+        """One item of :meth:`initiate_tasks`, validated: the task and whether it is eager."""
+        if (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], Task)
+            and isinstance(item[1], bool)
+        ):
+            return self._checked_task(item[0]), item[1]
+        if isinstance(item, Task):
+            return self._checked_task(item), False
+        if not isinstance(item, Mapping):
+            raise InvalidTask(
+                f"item {i} must be a Task, a (Task, eager) pair or a dict, "
+                f"not {type(item).__name__}"
+            )
+        spec = dict(item)
+        missing = {"group", "name", "data"} - spec.keys()
+        if missing:
+            raise InvalidTask(f"item {i} lacks {', '.join(sorted(missing))}")
+        unknown = spec.keys() - {
+            "group",
+            "name",
+            "data",
+            "due",
+            "ttl",
+            "eager",
+            "timeout",
+            "task_id",
+        }
+        if unknown:
+            raise InvalidTask(f"item {i} has unknown key(s) {', '.join(sorted(unknown))}")
+        run_eagerly_ = bool(spec.pop("eager", False))
+        return self.make_task(**spec), run_eagerly_
+
+    def _checked_task(self, task: Task) -> Task:
+        validate_name("group", task.group)
+        validate_name("task name", task.name)
+        validate_task_id(task.id)
+        validate_payload("task data", task.data, self.config.max_data_size)
+        return task
 
     def _store(self, tasks: list[Task]) -> None:
         """Put validated tasks and report the ones newly stored to the plugins."""
@@ -391,17 +577,7 @@ class Kit:
                 self._call_hook("taskkit_task_initiated", task=task)
 
     def _run_eagerly(self, task: Task) -> EagerResult:
-        try:
-            value = self.handler.handle(task)
-            self.handler.decode_result(task, self.handler.encode_result(task, value))
-        except DiscardTask:
-            return EagerResult(self, task, None, NotFound(task.id, "discarded"))
-        except Exception as exc:
-            message = truncate_text(traceback.format_exc(), self.config.max_error_size)
-            failed = Failed(task, message)
-            failed.__cause__ = exc
-            return EagerResult(self, task, None, failed)
-        return EagerResult(self, task, value, None)
+        return EagerResult(self, run_eagerly(self, task))
 
     # ------------------------------------------------------------------ results and control
 
@@ -459,7 +635,8 @@ class Kit:
         num_worker_threads_per_group: Mapping[str, int],
         schedule_entries: ScheduleEntriesCompatMapping | None = None,
         tzinfo: tzinfo | None = None,
-        polling_interval: float | None = None,
+        polling_interval: PollingInterval = None,
+        helper_services: HelperServices = None,
         should_restart: ShouldRestart | None = None,
         *,
         start_method: str | None = None,
@@ -471,25 +648,38 @@ class Kit:
         first SIGTERM/SIGINT shuts down gracefully (running tasks get ``grace_period``
         seconds, then are handed back); a second one stops at once.
 
+        The positional order is taskkit 0.2.4's.
+
         :param num_processes: worker processes to run.
         :param num_worker_threads_per_group: ``{group: threads}`` per process.
         :param schedule_entries: ``{scheduler_name: [entries]}`` run in every process (each
             point fires once however many replicas run).
         :param tzinfo: the time zone of schedules that set none (default: UTC).
         :param polling_interval: how often the supervisor checks its processes besides
-            being woken by their exit (seconds, default 1).
+            being woken by their exit (seconds, default 1). *Deprecated form:* a
+            ``{group: seconds}`` dict (0.2's per-group worker polling) is accepted and
+            ignored with a :class:`DeprecationWarning`: workers no longer poll, they wake on
+            new work.
+        :param helper_services: *deprecated, ignored* (a :class:`DeprecationWarning` says
+            so). In 0.2 it chose which processes ran the services that restored abandoned
+            tasks and purged dead workers (``True``, ``False``, or ``callable(index) ->
+            bool``); now every worker does that work as part of claiming (expired leases
+            are reclaimed, records expire by their TTL), so there is nothing to choose.
         :param should_restart: decides whether a dead process is replaced.
         :param start_method: ``fork``, ``spawn`` or ``forkserver`` (default: the platform's).
+        :raises ConfigurationError: a bad argument (checked before any process starts).
         """
         from ._supervisor import Supervisor  # noqa: PLC0415
 
+        interval = _supervisor_interval("Kit.start", polling_interval)
+        _deprecated_helper_services("Kit.start", helper_services)
         Supervisor(
             self,
             self._worker_spec(
                 num_processes, num_worker_threads_per_group, schedule_entries, tzinfo
             ),
             start_method=start_method,
-            polling_interval=polling_interval,
+            polling_interval=interval,
             should_restart=should_restart,
         ).run()
 
@@ -499,18 +689,39 @@ class Kit:
         num_worker_threads_per_group: Mapping[str, int],
         schedule_entries: ScheduleEntriesCompatMapping | None = None,
         tzinfo: tzinfo | None = None,
+        polling_interval: PollingInterval = None,
+        helper_services: HelperServices = None,
         daemon: bool = True,
         *,
         start_method: str | None = None,
     ) -> list[Any]:
         """Start worker processes (schedulers included) and return them, without supervising.
 
-        With a single-process backend (the in-memory one) the workers run as threads of this
-        process and the returned handles behave like processes (``is_alive``, ``join``,
-        ``terminate``).
+        Nothing replaces a process that dies or recycles itself: use :meth:`start` (or the
+        ``taskkit worker`` command) for that. With a single-process backend (the in-memory
+        one) the workers run as threads of this process and the returned handles behave like
+        processes (``is_alive``, ``join``, ``terminate``). The positional order is taskkit
+        0.2.4's.
+
+        :param polling_interval: *deprecated, ignored* (a :class:`DeprecationWarning` says
+            so): 0.2's worker polling interval (seconds, or ``{group: seconds}``); workers no
+            longer poll, they wake on new work, and there is no supervisor to tune.
+        :param helper_services: *deprecated, ignored*, as for :meth:`start`.
+        :param daemon: make the processes daemonic (they die with this process).
+        :param start_method: ``fork``, ``spawn`` or ``forkserver`` (default: the platform's).
+        :raises ConfigurationError: a bad argument (checked before any process starts).
         """
         from ._supervisor import start_workers  # noqa: PLC0415
 
+        _check_polling_interval(polling_interval)
+        if polling_interval is not None:
+            warnings.warn(
+                "Kit.start_processes(polling_interval=...) is deprecated and ignored: workers "
+                "no longer poll, they wake on new work; remove the argument",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        _deprecated_helper_services("Kit.start_processes", helper_services)
         spec = self._worker_spec(
             num_processes, num_worker_threads_per_group, schedule_entries, tzinfo
         )

@@ -31,12 +31,19 @@ class Serializer(Protocol):
 
 
 class JSONSerializer:
-    """Compact UTF-8 JSON. The default everywhere."""
+    """Compact UTF-8 JSON. The default everywhere.
+
+    Strict: NaN and infinities are refused (``ValueError``) rather than written as the
+    non-standard tokens ``NaN`` / ``Infinity`` that other JSON readers reject; values JSON has
+    no type for (sets, bytes, datetimes, ``Decimal``, arbitrary objects) raise ``TypeError``.
+    """
 
     name: ClassVar[str] = "json"
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
 
     def loads(self, data: bytes) -> Any:
         return json.loads(data)

@@ -1,0 +1,123 @@
+"""Running one task in the caller's thread (``eager=True``) the way a worker runs it.
+
+What a worker does around a handler, minus the backend: the ``taskkit_execute_task`` wrapper,
+the lifecycle hooks (``taskkit_task_started`` with worker id ``"eager"``, then exactly one of
+``succeeded``, ``failed`` or ``discarded``), a :func:`~taskkit.context.current_task` context
+with the task's time limit, and the result's encode/decode round trip under
+``max_result_size``. The outcome is an :class:`~taskkit._task.Outcome` as a backend would
+store it, so ``Result.get`` raises the same errors as for a task a worker ran.
+
+Differences from a worker, by design:
+
+* **One attempt.** A failure is final: ``get_retry_interval`` is not asked and
+  ``taskkit_task_retried`` never fires (as taskkit 0.2's eager mode, which failed at once;
+  running retries inline would either sleep the caller through the back-off or ignore the
+  delays a retry policy exists for).
+* **Time limits are cooperative.** ``current_task().check()`` raises ``TaskTimeout`` past the
+  limit, but nothing interrupts a handler that does not call it: the caller's thread is not
+  a worker's to interrupt.
+* **No cancel.** An eager task is never stored, so nothing can ask it to stop.
+* ``KeyboardInterrupt`` propagates to the caller (its Ctrl-C), where a worker would fail
+  the task.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._encoding import ResultNotEncodable, encode_result
+from ._task import Outcome, Task, TaskState
+from ._validation import truncate_text
+from .context import TaskContext, _set_current, current_task
+from .errors import DiscardTask, PayloadTooLarge, TaskCancelled, TaskTimeout
+
+if TYPE_CHECKING:
+    from .kit import Kit
+
+__all__ = ["EAGER_WORKER_ID", "EagerRun", "run_eagerly"]
+
+#: The ``worker_id`` that lifecycle hooks receive for a task run eagerly.
+EAGER_WORKER_ID = "eager"
+
+
+@dataclass(frozen=True)
+class EagerRun:
+    """What :func:`run_eagerly` produced.
+
+    :ivar outcome: the outcome a backend would have stored.
+    :ivar value: the decoded result (after the round trip) when it succeeded.
+    :ivar exception: what the handler (or the encoder) raised, if anything.
+    """
+
+    outcome: Outcome
+    value: Any = None
+    exception: BaseException | None = None
+
+
+def format_traceback(exc: BaseException, limit: int) -> str:
+    """The exception's traceback as stored error text, cut to ``limit`` bytes."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return truncate_text(text, limit)
+
+
+def run_eagerly(kit: Kit, task: Task) -> EagerRun:
+    """Run ``task`` now, in this thread, as a worker would (see the module docstring)."""
+    config = kit.config
+    timeout = task.timeout or config.default_timeout
+    context = TaskContext(task)
+    if timeout is not None:
+        context.deadline = time.monotonic() + timeout
+    previous = current_task()  # a worker's handler may run an eager task: restore its context
+    _set_current(context)
+    try:
+        kit._call_hook("taskkit_task_started", task=task, worker_id=EAGER_WORKER_ID)
+        started = time.monotonic()
+        try:
+            value = kit.hook.taskkit_execute_task(task=task, call=lambda: kit.handler.handle(task))
+        except KeyboardInterrupt:
+            raise
+        except TaskCancelled as exc:
+            return _finish(kit, task, TaskState.CANCELLED, "cancelled", exc)
+        except TaskTimeout as exc:
+            return _fail(kit, task, f"timed out after {timeout}s", None, exc)
+        except DiscardTask as exc:
+            reason = str(exc) or "discarded by the handler"
+            kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+            return _finish(kit, task, TaskState.DISCARDED, reason, exc)
+        except BaseException as exc:
+            text = format_traceback(exc, config.max_error_size)
+            return _fail(kit, task, text, exc, exc)
+        duration = time.monotonic() - started
+        try:
+            encoded = encode_result(kit.handler, task, value, config.max_result_size)
+        except PayloadTooLarge as exc:
+            return _fail(kit, task, f"result too large: {exc}", exc, exc)
+        except ResultNotEncodable as exc:
+            return _fail(kit, task, truncate_text(str(exc), config.max_error_size), exc, exc)
+        try:
+            decoded = kit.handler.decode_result(task, encoded)
+        except Exception as exc:
+            message = "result could not be encoded: it does not decode again:\n" + format_traceback(
+                exc, config.max_error_size
+            )
+            return _fail(kit, task, truncate_text(message, config.max_error_size), exc, exc)
+        kit._call_hook("taskkit_task_succeeded", task=task, duration=duration)
+        outcome = Outcome(task, TaskState.SUCCEEDED, result=encoded, finished=kit.backend_now())
+        return EagerRun(outcome, decoded)
+    finally:
+        _set_current(previous)
+
+
+def _fail(
+    kit: Kit, task: Task, message: str, hook_exc: BaseException | None, exc: BaseException
+) -> EagerRun:
+    kit._call_hook("taskkit_task_failed", task=task, exception=hook_exc, message=message)
+    return _finish(kit, task, TaskState.FAILED, message, exc)
+
+
+def _finish(kit: Kit, task: Task, state: TaskState, error: str, exc: BaseException) -> EagerRun:
+    outcome = Outcome(task, state, error=error, finished=kit.backend_now())
+    return EagerRun(outcome, None, exc)
