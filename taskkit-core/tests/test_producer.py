@@ -201,3 +201,15 @@ def test_kit_options_are_checked(backend: MemoryBackend) -> None:
         Kit(backend, RecordingHandler(), lease_seconds=3, heartbeat_interval=5)
     with pytest.raises(ConfigurationError, match="TaskHandler instance"):
         Kit(backend, RecordingHandler)  # type: ignore[arg-type]
+
+
+def test_bulk_initiate_takes_0_2_task_eager_pairs(kit: Kit, backend: MemoryBackend) -> None:
+    # taskkit 0.2.4's initiate_tasks took ``(Task, eager)`` tuples besides Tasks and dicts.
+    queued, eager = kit.initiate_tasks(
+        (kit.make_task("g", "double", 1), False), (kit.make_task("g", "double", 5), True)
+    )
+    [task] = backend.tasks(state=TaskState.QUEUED)
+    assert task.id == queued.task_id and task.data == b"1"
+    assert eager.get() == 10
+    with pytest.raises(InvalidTask, match="item 0 must be a Task, a \\(Task, eager\\) pair"):
+        kit.initiate_tasks((kit.make_task("g", "double", 1), "yes"))  # type: ignore[arg-type]
