@@ -241,3 +241,13 @@ def test_the_context_type_is_the_workers(eager_kit: Kit) -> None:
 
     Kit(MemoryBackend(), Peek()).initiate_task("g", "n", None, eager=True).get()
     assert isinstance(seen[0], TaskContext)
+
+
+def test_the_stored_traceback_starts_at_the_handler_as_a_worker_stores_it(eager_kit: Kit) -> None:
+    with pytest.raises(Failed) as info:
+        eager_kit.initiate_task("g", "fail", 1, eager=True).get()
+    frames = [line for line in info.value.message.splitlines() if line.startswith("  File ")]
+    assert frames and "test_eager.py" in frames[0], info.value.message
+    # Only the leading taskkit and pluggy frames go: the test's wrapper plugin is user code,
+    # so the frames after it stay, as in a worker's traceback.
+    assert "taskkit/kit.py" not in info.value.message

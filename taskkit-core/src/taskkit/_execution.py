@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ._encoding import ResultNotEncodable, encode_result
 from ._task import Outcome, Task, TaskState
 from ._validation import truncate_text
+from ._worker import _user_frames
 from .context import TaskContext, _set_current, current_task
 from .errors import DiscardTask, PayloadTooLarge, TaskCancelled, TaskTimeout
 
@@ -58,8 +59,11 @@ class EagerRun:
 
 
 def format_traceback(exc: BaseException, limit: int) -> str:
-    """The exception's traceback as stored error text, cut to ``limit`` bytes."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    """The exception's traceback as stored error text, cut to ``limit`` bytes.
+
+    As a worker stores it: from the user's first frame on (no taskkit or pluggy frames).
+    """
+    text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
     return truncate_text(text, limit)
 
 
