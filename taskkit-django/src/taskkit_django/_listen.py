@@ -132,6 +132,7 @@ class Listener:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._wrapper: Any = None
+        self._lost_since: float | None = None  # when the connection was lost (one warning)
 
     @property
     def ready(self) -> bool:
@@ -181,14 +182,26 @@ class Listener:
             except Exception as exc:
                 if self._stop.is_set():
                     break
-                log.warning("taskkit: LISTEN connection to %r lost (%s); retrying", self.using, exc)
+                # One line per outage (the first lost connection), not one per retry; the
+                # return is reported by ``_listen`` at INFO. Retries at least every second.
+                if self._lost_since is None:
+                    self._lost_since = time.monotonic()
+                    first = str(exc).strip().splitlines()
+                    log.warning(
+                        "taskkit: LISTEN connection to %r lost (%s: %s); retrying until it is "
+                        "back (waits fall back to polling meanwhile)",
+                        self.using,
+                        type(exc).__name__,
+                        first[0] if first else "",
+                    )
+                log.debug("LISTEN connection to %r failed", self.using, exc_info=True)
             finally:
                 self._ready.clear()
                 self._close()
                 # Whatever was notified while we were away is lost: everyone looks again.
                 self.waiters.wake_all()
             self._stop.wait(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 1.0)
 
     def _listen(self) -> None:
         wrapper = connections.create_connection(self.using)
@@ -211,6 +224,13 @@ class Listener:
             cursor.execute(f"LISTEN {CHANNEL}")
         self._ready.set()
         self.waiters.wake_all()
+        if self._lost_since is not None:
+            log.info(
+                "taskkit: LISTEN connection to %r is back (after %.1fs)",
+                self.using,
+                time.monotonic() - self._lost_since,
+            )
+            self._lost_since = None
         if hasattr(raw, "notifies") and callable(raw.notifies):
             self._read_psycopg3(raw)
         else:
