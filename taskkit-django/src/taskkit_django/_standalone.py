@@ -1,17 +1,22 @@
 """The embedded mode: taskkit on a database URL, with no Django project.
 
-``taskkit.make_kit("sqlite:///var/lib/app/tasks.sqlite3", handler)`` lands here. When Django
+``taskkit.make_kit("sqlite:///tasks.sqlite3", handler)`` lands here. When Django
 settings are not configured yet, they are configured with the ``taskkit`` app and that
 database, Django is set up, and the migrations run (idempotently, under a lock, so several
 processes starting together are safe). Another URL in the same process becomes another
 database alias. When a Django project already configured the settings, a URL may still add
 an alias if the ``taskkit`` app is installed; otherwise use ``django://<alias>``.
 
-URLs::
+URLs (SQLite as in SQLAlchemy and dj-database-url: three slashes, then the path)::
 
-    sqlite:///absolute/path.sqlite3      sqlite://relative/path.sqlite3
+    sqlite:///tasks.sqlite3              relative to the current directory
+    sqlite:////var/lib/app/tasks.sqlite3 absolute (four slashes)
     postgresql://user:password@host:5432/dbname?sslmode=require   (also postgres://)
     mysql://user:password@host:3306/dbname                       (also mariadb://)
+
+A relative SQLite path is made absolute when the kit is built, so worker processes use the
+same file whatever their current directory. ``sqlite:///:memory:`` (or ``sqlite://``) is
+refused: such a database lives in one connection, and workers need one they can share.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import os
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from taskkit.errors import ConfigurationError
 from taskkit.plugins import redact_url
@@ -51,17 +56,14 @@ def database_settings(url: str) -> dict[str, Any]:
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query))
     if scheme in SQLITE_SCHEMES:
-        path = unquote(url.split("://", 1)[1].split("?", 1)[0])
-        if not path or path in (":memory:", "/:memory:"):
-            raise ConfigurationError(
-                "an in-memory SQLite database cannot be shared by worker threads and "
-                "processes; give a file path, or use memory:// for the in-memory backend"
-            )
-        path = os.path.abspath(path)
+        path = sqlite_path(url)
+        if query.get("mode") == "memory":
+            raise ConfigurationError(_MEMORY_REFUSED.format(url=redact_url(url)))
         options: dict[str, Any] = {"timeout": float(query.pop("timeout", SQLITE_TIMEOUT))}
         options.update(query)
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": options}
     if scheme in POSTGRES_SCHEMES:
+        _ensure_postgres_driver(scheme)
         engine = "django.db.backends.postgresql"
         default_port = 5432
     elif scheme in MYSQL_SCHEMES:
@@ -86,6 +88,64 @@ def database_settings(url: str) -> dict[str, Any]:
         "CONN_MAX_AGE": None,
         "CONN_HEALTH_CHECKS": True,
     }
+
+
+_MEMORY_REFUSED = (
+    "{url}: an in-memory SQLite database lives inside one connection, so worker threads and "
+    "processes cannot share it. Use a file: sqlite:///tasks.sqlite3 (relative to the current "
+    "directory) or sqlite:////absolute/path/tasks.sqlite3; for tests in one process, "
+    "memory:// (taskkit's in-memory backend)"
+)
+
+
+def sqlite_path(url: str) -> str:
+    """The absolute file path of a ``sqlite://`` URL (the SQLAlchemy convention).
+
+    ``sqlite:///tasks.sqlite3`` is relative to the current directory,
+    ``sqlite:////var/lib/app/tasks.sqlite3`` absolute.
+
+    :raises ConfigurationError: an in-memory database (``sqlite://``,
+        ``sqlite:///:memory:``), or a host part (``sqlite://name/…``), which is ambiguous.
+    """
+    parts = urlsplit(url)
+    shown = redact_url(url)
+    if parts.netloc == ":memory:":
+        raise ConfigurationError(_MEMORY_REFUSED.format(url=shown))
+    if parts.netloc:
+        raise ConfigurationError(
+            f"{shown}: a SQLite URL has no host part. Write sqlite:///relative/path.sqlite3 "
+            "(three slashes: relative to the current directory) or "
+            "sqlite:////absolute/path.sqlite3 (four slashes)"
+        )
+    # Drop the one slash that separates the (empty) host from the path.
+    path = unquote(parts.path)[1:]
+    if not path or path == ":memory:" or path.startswith("file::memory:"):
+        raise ConfigurationError(_MEMORY_REFUSED.format(url=shown))
+    return os.path.abspath(path)
+
+
+def canonical_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute (other URLs unchanged).
+
+    The embedded backend pickles its URL; a worker process started with ``spawn`` from
+    another directory must still find the same file.
+    """
+    if urlsplit(url).scheme.lower() not in SQLITE_SCHEMES:
+        return url
+    query = url.partition("?")[2]
+    absolute = "sqlite:///" + quote(sqlite_path(url))
+    return f"{absolute}?{query}" if query else absolute
+
+
+def _ensure_postgres_driver(scheme: str) -> None:
+    """psycopg 3 must be importable (the PostgreSQL backend binds parameters with it)."""
+    try:
+        import psycopg  # noqa: F401, PLC0415
+    except ImportError:
+        raise ConfigurationError(
+            f"{scheme}:// needs the psycopg 3 driver: pip install 'taskkit-django[postgresql]' "
+            "(or pip install 'psycopg[binary]')"
+        ) from None
 
 
 def _ensure_mysql_driver() -> None:

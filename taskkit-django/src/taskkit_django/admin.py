@@ -135,9 +135,12 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Re-queue selected dead letters", permissions=["view"])
     def requeue_dead_letters(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         backend = _backend(request, queryset)
-        ids = list(queryset.filter(state=State.DEAD).values_list("id", flat=True))
+        # Count the selection before changing it: the queryset carries the changelist's
+        # filters (say state = dead), so a count taken afterwards misses the re-queued rows.
+        selected = list(queryset.values_list("id", "state"))
+        ids = [task_id for task_id, state in selected if state == State.DEAD]
         done = sum(1 for task_id in ids if backend.requeue_dead_letter(task_id))
-        skipped = queryset.count() - done
+        skipped = len(selected) - done
         self.message_user(request, f"{done} dead letter(s) re-queued.", messages.SUCCESS)
         if skipped:
             self.message_user(
@@ -149,10 +152,11 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         from taskkit import CancelResult  # noqa: PLC0415
 
         backend = _backend(request, queryset)
-        ids = list(queryset.filter(state=State.QUEUED).values_list("id", flat=True))
+        selected = list(queryset.values_list("id", "state"))  # before the change, as above
+        ids = [task_id for task_id, state in selected if state == State.QUEUED]
         done = sum(1 for task_id in ids if backend.cancel(task_id) is CancelResult.CANCELLED)
         self.message_user(request, f"{done} queued task(s) cancelled.", messages.SUCCESS)
-        skipped = queryset.count() - done
+        skipped = len(selected) - done
         if skipped:
             self.message_user(
                 request, f"{skipped} selected task(s) were not queued.", messages.WARNING

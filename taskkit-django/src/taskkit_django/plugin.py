@@ -28,8 +28,9 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     if scheme == "django":
         using = options.pop("using", None) or urlsplit(url).netloc or "default"
         return DjangoBackend(using, **options)
-    from ._standalone import configure  # noqa: PLC0415
+    from ._standalone import canonical_url, configure  # noqa: PLC0415
 
+    url = canonical_url(url)
     return DjangoBackend(configure(url), url=url, **options)
 
 
