@@ -394,14 +394,16 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     requeue = command("requeue", "put a dead letter back in its queue (exit 1 if it is not one)")
-    requeue.add_argument("task_id", type=_task_id, help="the dead letter's task id")
+    requeue.add_argument(
+        "task_id", type=_task_id, metavar="TASK_ID", help="the dead letter's task id"
+    )
 
     cancel = command(
         "cancel",
         "cancel a task and print the outcome: cancelled (it was queued), requested (it is "
         "running; its worker stops it), finished (nothing to do) or not_found (exit 1)",
     )
-    cancel.add_argument("task_id", type=_task_id, help="the task id")
+    cancel.add_argument("task_id", type=_task_id, metavar="TASK_ID", help="the task id")
 
     for name, text in (
         ("pause", "ask workers to stop claiming tasks until resumed"),
