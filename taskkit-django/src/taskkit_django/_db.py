@@ -238,7 +238,9 @@ def run(using: str, fn: Callable[[bool], T]) -> T:
             _close_quietly(conn)
             if replaying:
                 raise BackendUnavailable(f"database {using!r} is unreachable: {exc}") from exc
-            log.info("taskkit: connection to database %r lost; reconnecting", using)
+            # DEBUG: during an outage every call of every thread gets here; the worker reports
+            # the outage itself once (WARNING) and its end once (INFO).
+            log.debug("taskkit: connection to database %r lost; reconnecting", using)
             replaying = True
 
 
