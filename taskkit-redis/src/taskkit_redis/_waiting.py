@@ -66,7 +66,8 @@ class WorkWaiter:
             if has_work():
                 return
         with self._lock:
-            if self._closing or self._subs.get(key) is not sub:
+            current: Any = self._subs.get(key)
+            if self._closing or current is not sub:
                 return
             self._reading.add(key)
         try:
