@@ -1,4 +1,4 @@
-"""The PostgreSQL flavour of :class:`~taskkit_django.backend.DjangoBackend`.
+"""The PostgreSQL flavour of :class:`~taskkit_django._orm.DjangoBackend`.
 
 What differs from the portable ORM code: puts, claims and finishes are one statement each
 (a put or finish with its ``pg_notify`` in the same statement, so a waiter wakes only once
@@ -20,14 +20,8 @@ from taskkit.backend import Backend, earliest
 
 from . import _db, _listen
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
-from .backend import (
-    _QUEUED,
-    _RUNNING,
-    DjangoBackend,
-    _chunks,
-    _outcome,
-    _task_from_values,
-)
+from ._orm import DjangoBackend
+from ._rows import QUEUED, RUNNING, chunks, outcome_from_row, task_from_values
 
 __all__ = ["PostgresBackend"]
 
@@ -118,9 +112,12 @@ class PostgresBackend(DjangoBackend):
     """The PostgreSQL flavour: waits block on ``LISTEN`` instead of backing off."""
 
     supports_notifications: ClassVar[bool] = True
+    for_vendor: ClassVar[str | None] = "postgresql"
 
     def __init__(self, using: str = "default", **options: Any) -> None:
         super().__init__(using, **options)
+        # Per (group, thread): the notification count its last claim saw.
+        self._seen: dict[tuple[str, int], int] = {}
         self._listener = _listen.acquire(using)
         self._closed = False
 
@@ -162,8 +159,8 @@ class PostgresBackend(DjangoBackend):
         """The one-statement claim; None when a lease of the group has run out."""
         params: dict[str, Any] = {
             "group": group,
-            "queued": _QUEUED,
-            "running": _RUNNING,
+            "queued": QUEUED,
+            "running": RUNNING,
             "limit": limit,
             "worker": worker_id,
             "lease": lease_seconds,
@@ -180,7 +177,7 @@ class PostgresBackend(DjangoBackend):
             if row[3] is None:  # the LEFT JOIN's empty row: nothing claimed
                 continue
             values = dict(zip(_CLAIM_COLUMNS, row[3:]))
-            task = _task_from_values(values, deliveries=int(values["deliveries"]))
+            task = task_from_values(values, deliveries=int(values["deliveries"]))
             claims.append(Claim(task, values["token"], float(values["lease_expires"]), worker_id))
         claims.sort(key=lambda c: (c.task.due, c.task.created, c.task.id))
         return ClaimBatch(claims, earliest(queued_min, running_min), [])
@@ -214,7 +211,7 @@ class PostgresBackend(DjangoBackend):
             results.append(value if w.action == "complete" else None)
             errors.append(None if w.action == "complete" else value.decode())
         params = {"ids": ids, "tokens": tokens, "states": states, "results": results,
-                  "errors": errors, "running": _RUNNING, "channel": CHANNEL,
+                  "errors": errors, "running": RUNNING, "channel": CHANNEL,
                   "prefix": OUTCOME_PREFIX}
         sql = _FINISH_MANY_SQL.format(now=_db.now_sql(self.using))
 
@@ -249,7 +246,7 @@ class PostgresBackend(DjangoBackend):
             "timeout, deliveries, cancel_requested"
         )
         row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false)"
-        for chunk in _chunks(tasks):
+        for chunk in chunks(tasks):
             sql = (
                 f"WITH ins AS (INSERT INTO taskkit_task ({columns}) VALUES "  # noqa: S608
                 + ", ".join([row] * len(chunk))
@@ -263,7 +260,7 @@ class PostgresBackend(DjangoBackend):
                     t.group,
                     t.name,
                     t.data,
-                    _QUEUED,
+                    QUEUED,
                     t.due,
                     t.created,
                     t.scheduled,
@@ -294,7 +291,7 @@ class PostgresBackend(DjangoBackend):
         )
         if self.clock is not None:
             params.append(self.clock.time())
-        args = [state.value, result, error, *params, claim.task.id, claim.token, _RUNNING]
+        args = [state.value, result, error, *params, claim.task.id, claim.token, RUNNING]
         args += [CHANNEL, OUTCOME_PREFIX]
         return len(_db.pg_execute(self.using, sql, args)) > 0
 
@@ -329,7 +326,7 @@ class PostgresBackend(DjangoBackend):
             rows = _db.pg_execute(self.using, sql, {"id": task_id})
             if not rows:
                 return None
-            return _outcome(types.SimpleNamespace(**dict(zip(_OUTCOME_COLUMNS, rows[0]))))
+            return outcome_from_row(types.SimpleNamespace(**dict(zip(_OUTCOME_COLUMNS, rows[0]))))
 
         return self._run(op)  # type: ignore[no-any-return]
 
