@@ -15,6 +15,7 @@ from taskkit.errors import ConfigurationError
 from taskkit_django import DjangoBackend, make_kit
 from taskkit_django.backend import PostgresBackend, SQLiteBackend
 from taskkit_django.plugin import backend_from_url
+from test_embedded import run_python
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "taskkit_django"
 
@@ -56,6 +57,31 @@ def test_an_unknown_alias_is_a_configuration_error() -> None:
         DjangoBackend.flavour("nope")
     with pytest.raises(ConfigurationError, match="no database alias 'nope'"):
         DjangoBackend("nope")
+
+
+def test_embedded_urls_get_the_flavour_and_a_fresh_process_unpickles_it(tmp_path: Path) -> None:
+    """``sqlite://`` goes through the plugin to the SQLite flavour, and a process that has
+    loaded nothing of taskkit_django yet rebuilds the same class from the pickle."""
+    out = run_python(
+        """
+        import pickle, taskkit
+        from handlers import EchoHandler
+        kit = taskkit.make_kit("sqlite:///flavour.sqlite3", EchoHandler())
+        print(type(kit.backend).__name__, pickle.dumps(kit.backend).hex())
+        """,
+        tmp_path,
+    )
+    name, data = out.split()
+    assert name == "SQLiteBackend"
+    again = run_python(
+        f"""
+        import pickle
+        backend = pickle.loads(bytes.fromhex({data!r}))
+        print(type(backend).__name__, backend.vendor)
+        """,
+        tmp_path,
+    )
+    assert again.split() == ["SQLiteBackend", "sqlite"]
 
 
 def _imports(module: str) -> set[str]:

@@ -20,18 +20,20 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     """Build a :class:`~taskkit_django.DjangoBackend` from a ``django://`` or database URL.
 
     Options (``clock``, ``dead_letter_limit``, ``control_kept``, ``using``) go to the
-    backend.
+    backend, whose class is the flavour of the database (:meth:`DjangoBackend.flavour`).
     """
+    # Loaded on use: the entry point loads with taskkit, the backend loads Django.
     from .backend import DjangoBackend  # noqa: PLC0415
 
     scheme = url.split("://", 1)[0].lower()
     if scheme == "django":
         using = options.pop("using", None) or urlsplit(url).netloc or "default"
-        return DjangoBackend(using, **options)
+        return DjangoBackend.flavour(using)(using, **options)
     from ._standalone import canonical_url, configure  # noqa: PLC0415
 
     url = canonical_url(url)
-    return DjangoBackend(configure(url), url=url, **options)
+    using = configure(url)
+    return DjangoBackend.flavour(using)(using, url=url, **options)
 
 
 @hookimpl
