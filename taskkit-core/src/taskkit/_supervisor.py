@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._worker import EXIT_OK, Worker, WorkerSpec, worker_main
+from ._worker import EXIT_OK, STOP_SIGNALS, Worker, WorkerSpec, worker_main
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -56,7 +56,15 @@ def _spawn(kit: Kit, spec: WorkerSpec, ctx: Any, daemon: bool) -> BaseProcess:
     )
     process.daemon = daemon
     process.worker_id = worker_id  # read by the supervisor to release its leases
-    process.start()
+    # A forked child inherits this process's Python signal handlers; a SIGTERM that reached
+    # it before it installed its own would be swallowed by the copy of ours. Hold the stop
+    # signals blocked across the start: the child unblocks them once its handlers are in
+    # place (worker_main), so a pending one is delivered to the worker's own handler.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return process  # type: ignore[no-any-return]
 
 
@@ -136,6 +144,8 @@ class _Slot:
     failures: int = 0
     restart_at: float | None = None
     done: bool = False
+    #: asked to stop because ``should_restart`` said so: replace it when it exits
+    recycling: bool = False
 
 
 class Supervisor:
@@ -239,6 +249,9 @@ class Supervisor:
                     continue
                 self._handle_death(slot)
 
+            if terminating_since is None:
+                self._recycle_if_asked(slots)
+
             for slot in slots:
                 if (
                     slot.restart_at is not None
@@ -257,20 +270,23 @@ class Supervisor:
     def _handle_death(self, slot: _Slot) -> None:
         process = slot.process
         code = process.exitcode
+        if slot.recycling:
+            slot.recycling = False
+            log.info(
+                "supervisor: worker %s stopped for a restart (exit code %s)",
+                process.worker_id,
+                code,
+            )
+            self._release(process.worker_id)
+            slot.failures = 0
+            slot.restart_at = time.monotonic()
+            return
         if code == EXIT_OK:
             log.info("supervisor: worker %s exited after a shutdown request", process.worker_id)
             slot.done = True
             return
         log.warning("supervisor: worker %s died (exit code %s)", process.worker_id, code)
-        try:
-            released = self.kit.backend.release_worker(process.worker_id)
-            if released:
-                log.info("supervisor: released %d lease(s) of %s", released, process.worker_id)
-        except Exception:
-            log.exception("supervisor: could not release the leases of %s", process.worker_id)
-        if self.should_restart is not None and not self.should_restart(process):
-            slot.done = True
-            return
+        self._release(process.worker_id)
         quick = time.monotonic() - slot.started < _QUICK_DEATH
         slot.failures = slot.failures + 1 if quick else 0
         delay = (
@@ -279,6 +295,40 @@ class Supervisor:
         if delay:
             log.warning("supervisor: worker keeps dying at start; restarting in %.1fs", delay)
         slot.restart_at = time.monotonic() + delay
+
+    def _release(self, worker_id: str) -> None:
+        try:
+            released = self.kit.backend.release_worker(worker_id)
+            if released:
+                log.info("supervisor: released %d lease(s) of %s", released, worker_id)
+        except Exception:
+            log.exception("supervisor: could not release the leases of %s", worker_id)
+
+    def _recycle_if_asked(self, slots: list[_Slot]) -> None:
+        """Stop, gracefully, each live process that ``should_restart`` picks (0.2's meaning).
+
+        A dead process is always replaced; ``should_restart(process) -> True`` additionally
+        replaces a live one (e.g. one that grew too large). The process gets the usual
+        graceful stop and is started anew when it has exited.
+        """
+        if self.should_restart is None:
+            return
+        for slot in slots:
+            if slot.done or slot.recycling or slot.restart_at is not None:
+                continue
+            if not slot.process.is_alive():
+                continue
+            try:
+                wanted = self.should_restart(slot.process)
+            except Exception:
+                log.exception("supervisor: should_restart raised; the process keeps running")
+                continue
+            if wanted:
+                log.info(
+                    "supervisor: restarting worker %s (should_restart)", slot.process.worker_id
+                )
+                slot.recycling = True
+                slot.process.terminate()
 
     def _kill_all(self, slots: list[_Slot]) -> None:
         for slot in slots:

@@ -64,6 +64,10 @@ EXIT_OK = 0  # asked to stop (signal or shutdown event): do not restart
 EXIT_RECYCLE = 75  # stopped itself to shed a stuck thread: restart
 EXIT_SETUP_FAILED = 3  # could not start: restart with back-off
 
+#: The signals that stop a worker. The supervisor starts a child with them blocked and the
+#: child unblocks them once its own handlers are installed (see ``worker_main``).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
 #: Where taskkit's and pluggy's own frames live: a stored traceback starts after them, at
 #: the first frame of the user's code (the handler, or a plugin wrapping it).
 _INTERNAL_DIRS = (
@@ -865,6 +869,9 @@ def worker_main(kit: Kit, spec: WorkerSpec, worker_id: str) -> None:
     except Exception:
         log.exception("worker %s failed to start", worker_id)
         os._exit(EXIT_SETUP_FAILED)
+    # A stop signal that arrived while we were starting is pending: it now reaches our own
+    # handler instead of the one inherited from the supervisor.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         code = worker.run()
     except Exception:

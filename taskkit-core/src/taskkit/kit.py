@@ -643,8 +643,8 @@ class Kit:
     ) -> None:
         """Run worker processes under a supervisor until SIGTERM/SIGINT or a shutdown event.
 
-        The supervisor restarts a process that dies (unless ``should_restart(process)`` says
-        no) and first expires the dead process's leases, so its tasks run again at once. The
+        The supervisor restarts a process that dies and first expires the dead process's
+        leases, so its tasks run again at once. The
         first SIGTERM/SIGINT shuts down gracefully (running tasks get ``grace_period``
         seconds, then are handed back); a second one stops at once.
 
@@ -665,7 +665,10 @@ class Kit:
             tasks and purged dead workers (``True``, ``False``, or ``callable(index) ->
             bool``); now every worker does that work as part of claiming (expired leases
             are reclaimed, records expire by their TTL), so there is nothing to choose.
-        :param should_restart: decides whether a dead process is replaced.
+        :param should_restart: ``should_restart(process) -> bool``, asked about each live
+            process every ``polling_interval`` seconds (0.2's meaning): True stops that process
+            gracefully and starts a new one (e.g. to shed a process that grew too large). A
+            dead process is always replaced, whatever it answers.
         :param start_method: ``fork``, ``spawn`` or ``forkserver`` (default: the platform's).
         :raises ConfigurationError: a bad argument (checked before any process starts).
         """
