@@ -375,10 +375,17 @@ class Notifier:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._versions: dict[str, int] = {}
+        self._interruptions = 0  # bumped by wake_all: every wait in progress returns
 
     def notify(self, key: str) -> None:
         with self._cond:
             self._versions[key] = self._versions.get(key, 0) + 1
+            self._cond.notify_all()
+
+    def wake_all(self) -> None:
+        """End every wait in progress (a spurious wake-up for each of them)."""
+        with self._cond:
+            self._interruptions += 1
             self._cond.notify_all()
 
     def version(self, key: str) -> int:
@@ -389,7 +396,8 @@ class Notifier:
         """Wait until ``key``'s version differs from ``seen`` or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._versions.get(key, 0) == seen:
+            interruptions = self._interruptions
+            while self._versions.get(key, 0) == seen and self._interruptions == interruptions:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return

@@ -160,6 +160,9 @@ class MemoryBackend(Backend):
         seen = self._seen_versions.get((group, threading.get_ident()), -1)
         self._notifier.wait(key, seen, timeout)
 
+    def interrupt_waits(self) -> None:
+        self._notifier.wake_all()
+
     def _current(self, claim: Claim) -> _Record:
         rec = self._records.get(claim.task.id)
         if rec is None or rec.state is not TaskState.RUNNING or rec.token != claim.token:

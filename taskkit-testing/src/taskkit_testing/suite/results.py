@@ -352,6 +352,43 @@ class WaitingTests(KitTestBase):
             "wait_for_work missed work put between the last claim and the wait"
         )
 
+    def test_interrupt_waits_ends_a_blocked_wait_for_work(
+        self, backend: Backend, tasks: TaskMaker, timing: Timing, kit_settings: KitSettings
+    ) -> None:
+        group = tasks.group
+        # With no wait in progress it is harmless: nothing raises, claiming still works.
+        backend.interrupt_waits()
+        backend.put([tasks.one()])
+        got = backend.claim(group, "w1", 1, timing.long_lease, 3)
+        assert len(got.claims) == 1, violated(
+            "interrupt_waits must leave the backend usable (a later claim hands out work)",
+            got=f"{len(got.claims)} claim(s)",
+        )
+        if type(backend).interrupt_waits is Backend.interrupt_waits:
+            pytest.skip("the backend keeps the default interrupt_waits: waits end by timeout")
+        timeout = kit_settings.deadline(30.0)
+        ready = threading.Event()
+        returned: list[float] = []
+
+        def claim_then_wait() -> None:
+            backend.claim(group, "w1", 1, timing.long_lease, 3)
+            ready.set()
+            backend.wait_for_work(group, timeout)
+            returned.append(time.monotonic())
+
+        thread = threading.Thread(target=claim_then_wait, daemon=True)
+        thread.start()
+        ready.wait(timeout)
+        _settle()
+        backend.interrupt_waits()
+        interrupted_at = time.monotonic()
+        thread.join(timeout + kit_settings.deadline(5.0))
+        assert returned, violated("interrupt_waits must end a blocked wait_for_work")
+        assert returned[0] - interrupted_at < timeout / 3, violated(
+            "interrupt_waits must end a blocked wait_for_work soon, not at its timeout",
+            got=f"{returned[0] - interrupted_at:.2f}s after the call",
+        )
+
 
 def _get(result: Result, timeout: float) -> Any:
     """``result.get`` for the tests that expect it to raise (``raises`` names the guarantee)."""
