@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._compat import initiate_on_commit, make_kit
+from ._kit import initiate_on_commit, make_kit
 
 if TYPE_CHECKING:
     from .backend import DjangoBackend

@@ -140,7 +140,7 @@ class TaskkitBackend(BaseTaskBackend):
     @property
     def kit(self) -> Any:
         if self._kit is None:
-            from ._compat import make_kit  # noqa: PLC0415
+            from ._kit import make_kit  # noqa: PLC0415
 
             self._kit = make_kit(DjangoTasksHandler(), using=self.database)
         return self._kit

@@ -1,4 +1,5 @@
-"""``make_kit(handler)`` as in taskkit 0.2, and the on-commit helper."""
+"""Kits and Django: ``make_kit(handler)`` (a kit on a database alias, as in taskkit 0.2) and
+``initiate_on_commit`` (initiate when the transaction commits)."""
 
 from __future__ import annotations
 
