@@ -67,6 +67,8 @@ EXIT_SETUP_FAILED = 3  # could not start: restart with back-off
 #: The signals that stop a worker. The supervisor starts a child with them blocked and the
 #: child unblocks them once its own handlers are installed (see ``worker_main``).
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+#: How often the main thread of a worker returns to Python to run pending signal handlers.
+_SIGNAL_CHECK_INTERVAL = 0.5
 
 #: Where taskkit's and pluggy's own frames live: a stored traceback starts after them, at
 #: the first frame of the user's code (the handler, or a plugin wrapping it).
@@ -410,7 +412,11 @@ class Worker:
         self._threads.append(keeper)
         keeper.start()
         self._start_schedulers()
-        self.stopping.wait()
+        # Wait in slices: a stop signal may be delivered to another thread of this process,
+        # and then only the main thread's return to Python runs our handler (an unbounded
+        # Event.wait would never return, and the supervisor would have to kill us).
+        while not self.stopping.wait(_SIGNAL_CHECK_INTERVAL):
+            pass
         self._scheduler_stop.set()
         self._interrupt_waits()
         self._drain()
