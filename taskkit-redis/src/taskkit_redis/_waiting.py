@@ -127,9 +127,14 @@ class WorkWaiter:
             _close_quietly(self._subs.pop(key))
 
     def interrupt(self) -> None:
-        """End the waits in progress soon: publish an empty wake-up on their channels."""
+        """End the waits in progress soon: publish an empty wake-up on their channels.
+
+        Every subscribed channel gets one, not only those being read right now: a claimer
+        that is between its claim and its next wait finds the message in its socket and
+        that wait ends at once.
+        """
         with self._lock:
-            channels = sorted({key[0] for key in self._reading})
+            channels = sorted({key[0] for key in self._subs} | {key[0] for key in self._reading})
         for channel in channels:
             try:
                 self._client_for(channel).execute_command("SPUBLISH", channel, "")
