@@ -26,17 +26,15 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._encoding import ResultNotEncodable, encode_result
+from ._kitdata import KitData
 from ._task import Outcome, Task, TaskState
 from ._validation import truncate_text
 from ._worker import _user_frames
 from .context import TaskContext, _set_current, current_task
 from .errors import DiscardTask, PayloadTooLarge, TaskCancelled, TaskTimeout
-
-if TYPE_CHECKING:
-    from .kit import Kit
 
 __all__ = ["EAGER_WORKER_ID", "EagerRun", "run_eagerly"]
 
@@ -67,7 +65,7 @@ def format_traceback(exc: BaseException, limit: int) -> str:
     return truncate_text(text, limit)
 
 
-def run_eagerly(kit: Kit, task: Task) -> EagerRun:
+def run_eagerly(kit: KitData, task: Task) -> EagerRun:
     """Run ``task`` now, in this thread, as a worker would (see the module docstring)."""
     config = kit.config
     timeout = task.timeout or config.default_timeout
@@ -77,10 +75,12 @@ def run_eagerly(kit: Kit, task: Task) -> EagerRun:
     previous = current_task()  # a worker's handler may run an eager task: restore its context
     _set_current(context)
     try:
-        kit._call_hook("taskkit_task_started", task=task, worker_id=EAGER_WORKER_ID)
+        kit.hook_caller.call("taskkit_task_started", task=task, worker_id=EAGER_WORKER_ID)
         started = time.monotonic()
         try:
-            value = kit.hook.taskkit_execute_task(task=task, call=lambda: kit.handler.handle(task))
+            value = kit.hook_caller.hook.taskkit_execute_task(
+                task=task, call=lambda: kit.handler.handle(task)
+            )
         except KeyboardInterrupt:
             raise
         except TaskCancelled as exc:
@@ -89,7 +89,7 @@ def run_eagerly(kit: Kit, task: Task) -> EagerRun:
             return _fail(kit, task, f"timed out after {timeout}s", None, exc)
         except DiscardTask as exc:
             reason = str(exc) or "discarded by the handler"
-            kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+            kit.hook_caller.call("taskkit_task_discarded", task=task, reason=reason)
             return _finish(kit, task, TaskState.DISCARDED, reason, exc)
         except BaseException as exc:
             text = format_traceback(exc, config.max_error_size)
@@ -108,7 +108,7 @@ def run_eagerly(kit: Kit, task: Task) -> EagerRun:
                 exc, config.max_error_size
             )
             return _fail(kit, task, truncate_text(message, config.max_error_size), exc, exc)
-        kit._call_hook("taskkit_task_succeeded", task=task, duration=duration)
+        kit.hook_caller.call("taskkit_task_succeeded", task=task, duration=duration)
         outcome = Outcome(task, TaskState.SUCCEEDED, result=encoded, finished=kit.backend_now())
         return EagerRun(outcome, decoded)
     finally:
@@ -116,12 +116,12 @@ def run_eagerly(kit: Kit, task: Task) -> EagerRun:
 
 
 def _fail(
-    kit: Kit, task: Task, message: str, hook_exc: BaseException | None, exc: BaseException
+    kit: KitData, task: Task, message: str, hook_exc: BaseException | None, exc: BaseException
 ) -> EagerRun:
-    kit._call_hook("taskkit_task_failed", task=task, exception=hook_exc, message=message)
+    kit.hook_caller.call("taskkit_task_failed", task=task, exception=hook_exc, message=message)
     return _finish(kit, task, TaskState.FAILED, message, exc)
 
 
-def _finish(kit: Kit, task: Task, state: TaskState, error: str, exc: BaseException) -> EagerRun:
+def _finish(kit: KitData, task: Task, state: TaskState, error: str, exc: BaseException) -> EagerRun:
     outcome = Outcome(task, state, error=error, finished=kit.backend_now())
     return EagerRun(outcome, None, exc)

@@ -22,13 +22,12 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ._kitdata import KitData
 from ._worker import EXIT_OK, STOP_SIGNALS, Worker, WorkerSpec, worker_main
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
-
-    from .kit import Kit
 
 log = logging.getLogger("taskkit.supervisor")
 
@@ -49,7 +48,7 @@ def _context(start_method: str | None) -> Any:
     return multiprocessing.get_context(start_method)
 
 
-def _spawn(kit: Kit, spec: WorkerSpec, ctx: Any, daemon: bool) -> BaseProcess:
+def _spawn(kit: KitData, spec: WorkerSpec, ctx: Any, daemon: bool) -> BaseProcess:
     worker_id = new_worker_id()
     process = ctx.Process(
         target=worker_main, args=(kit, spec, worker_id), name=f"taskkit-worker-{worker_id}"
@@ -75,7 +74,7 @@ class ThreadWorkerHandle:
     share the store.
     """
 
-    def __init__(self, kit: Kit, spec: WorkerSpec, daemon: bool) -> None:
+    def __init__(self, kit: KitData, spec: WorkerSpec, daemon: bool) -> None:
         self.worker_id = new_worker_id()
         self.name = f"taskkit-worker-{self.worker_id}"
         self.pid = os.getpid()
@@ -115,7 +114,7 @@ class ThreadWorkerHandle:
 
 
 def start_workers(
-    kit: Kit, spec: WorkerSpec, *, daemon: bool, start_method: str | None
+    kit: KitData, spec: WorkerSpec, *, daemon: bool, start_method: str | None
 ) -> list[Any]:
     """Start ``spec.num_processes`` workers and return their process (or thread) handles."""
     spec = _checked_once(kit, spec)
@@ -128,7 +127,7 @@ def start_workers(
     return [_spawn(kit, spec, ctx, daemon) for _ in range(spec.num_processes)]
 
 
-def _checked_once(kit: Kit, spec: WorkerSpec) -> WorkerSpec:
+def _checked_once(kit: KitData, spec: WorkerSpec) -> WorkerSpec:
     """Log the backend's start-up warnings here, once, and tell the workers not to repeat them."""
     if spec.startup_checked:
         return spec
@@ -153,7 +152,7 @@ class Supervisor:
 
     def __init__(
         self,
-        kit: Kit,
+        kit: KitData,
         spec: WorkerSpec,
         *,
         start_method: str | None = None,

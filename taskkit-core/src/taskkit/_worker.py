@@ -39,11 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from ._backend_clock import BackendClock
 from ._health import RETRY_CAP, BackendHealth, is_unavailable, one_line
+from ._kitdata import KitData, KitParts
 from ._recorder import OutcomeRecorder, PendingOutcome
+from ._scheduler import Scheduler
 from ._task import Claim, LeaseStatus, OutcomeAction, OutcomeWrite
 from ._validation import truncate_text, validate_payload
-from .clock import measure_offset
 from .context import TaskContext, _set_current
 from .errors import (
     DiscardTask,
@@ -54,7 +56,6 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._task import Task
-    from .kit import Kit
     from .schedule import ScheduleEntry
 
 log = logging.getLogger("taskkit.worker")
@@ -254,7 +255,7 @@ class _GroupRunner:
                         outcome.error,
                         extra=task_log_extra(outcome.task),
                     )
-                    worker.kit._call_hook(
+                    worker.kit.hook_caller.call(
                         "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
                     )
                 worker.health.succeeded()
@@ -327,7 +328,7 @@ class _GroupRunner:
 class Worker:
     """Everything one process runs. ``run()`` blocks until the worker stops."""
 
-    def __init__(self, kit: Kit, spec: WorkerSpec, worker_id: str, *, in_child: bool) -> None:
+    def __init__(self, kit: KitData, spec: WorkerSpec, worker_id: str, *, in_child: bool) -> None:
         self.kit = kit
         self.backend = kit.backend
         self.handler = kit.handler
@@ -342,7 +343,7 @@ class Worker:
         self._pause_all = False
         self._inflight: dict[str, _InFlight] = {}
         self._inflight_lock = threading.Condition()
-        self._offset = 0.0
+        self._clock = BackendClock(self.backend)  # measured as the worker starts
         self._runners: dict[str, _GroupRunner] = {}
         self._scheduler_stop = threading.Event()
         self._threads: list[threading.Thread] = []  # keeper and schedulers
@@ -359,13 +360,11 @@ class Worker:
     # ------------------------------------------------------------------ clock
 
     def backend_now(self) -> float:
-        """The backend's clock, estimated locally between heartbeats."""
-        if self.backend.clock_is_local:
-            return self.backend.now()
-        return time.time() + self._offset
+        """The backend's clock, estimated locally from the offset measured at start."""
+        return self._clock.now()
 
     def _sync_clock(self) -> None:
-        self._offset = measure_offset(self.backend.now)
+        self._clock.sync()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -401,7 +400,7 @@ class Worker:
             for warning in self.backend.check():
                 log.warning("%s", warning)
         groups = list(self.spec.threads)
-        self.kit._call_hook("taskkit_worker_started", worker_id=self.worker_id, groups=groups)
+        self.kit.hook_caller.call("taskkit_worker_started", worker_id=self.worker_id, groups=groups)
         log.info("worker %s started: groups %s", self.worker_id, self.spec.threads or "none")
         self._recorder.start()
         for group, count in self.spec.threads.items():
@@ -421,7 +420,7 @@ class Worker:
         self._interrupt_waits()
         self._drain()
         self._recorder.close(timeout=self.kit.config.lease_seconds)
-        self.kit._call_hook("taskkit_worker_stopped", worker_id=self.worker_id)
+        self.kit.hook_caller.call("taskkit_worker_stopped", worker_id=self.worker_id)
         log.info("worker %s stopped", self.worker_id)
         return self.exit_code
 
@@ -456,15 +455,15 @@ class Worker:
     def _start_schedulers(self) -> None:
         if not self.spec.schedule_entries:
             return
-        from ._scheduler import Scheduler  # noqa: PLC0415
-
         for name, entries in self.spec.schedule_entries.items():
             scheduler = Scheduler(
                 self.backend,
                 name,
                 entries,
                 tzinfo=self.spec.tzinfo,
-                on_fired=lambda task: self.kit._call_hook("taskkit_task_initiated", task=task),
+                on_fired=lambda task: self.kit.hook_caller.call(
+                    "taskkit_task_initiated", task=task
+                ),
                 health=self.health,
             )
             thread = threading.Thread(
@@ -555,13 +554,13 @@ class Worker:
             entry.context.deadline = time.monotonic() + timeout
         entry.thread_id = threading.get_ident()
         _set_current(entry.context)
-        self.kit._call_hook("taskkit_task_started", task=task, worker_id=self.worker_id)
+        self.kit.hook_caller.call("taskkit_task_started", task=task, worker_id=self.worker_id)
         started = time.monotonic()
         try:
             with entry.lock:
                 entry.in_handler = True
             try:
-                value = self.kit.hook.taskkit_execute_task(
+                value = self.kit.hook_caller.hook.taskkit_execute_task(
                     task=task, call=lambda: self.handler.handle(task)
                 )
             finally:
@@ -637,7 +636,7 @@ class Worker:
             entry,
             "complete",
             encoded,
-            hook=lambda: self.kit._call_hook(
+            hook=lambda: self.kit.hook_caller.call(
                 "taskkit_task_succeeded", task=task, duration=duration
             ),
         )
@@ -682,7 +681,7 @@ class Worker:
             "retry",
             text,
             due=self.backend_now() + delay,
-            hook=lambda: self.kit._call_hook(
+            hook=lambda: self.kit.hook_caller.call(
                 "taskkit_task_retried", task=task, exception=exc, delay=delay
             ),
         )
@@ -690,12 +689,12 @@ class Worker:
     def _failed_hook(
         self, task: Task, exc: BaseException | None, message: str
     ) -> Callable[[], None]:
-        return lambda: self.kit._call_hook(
+        return lambda: self.kit.hook_caller.call(
             "taskkit_task_failed", task=task, exception=exc, message=message
         )
 
     def _discarded_hook(self, task: Task, reason: str) -> Callable[[], None]:
-        return lambda: self.kit._call_hook("taskkit_task_discarded", task=task, reason=reason)
+        return lambda: self.kit.hook_caller.call("taskkit_task_discarded", task=task, reason=reason)
 
     def _traceback(self, exc: BaseException) -> str:
         """The traceback to store: from the user's first frame on (no taskkit or pluggy
@@ -864,12 +863,11 @@ class Worker:
             self.control_changed.clear()
 
 
-def worker_main(kit: Kit, spec: WorkerSpec, worker_id: str) -> None:
-    """The entry point of a worker child process."""
-    from .kit import Kit as KitClass  # noqa: PLC0415
-
+def worker_main(kit: KitData, spec: WorkerSpec, worker_id: str) -> None:
+    """The entry point of a worker child process: it runs on its own backend connection
+    (``backend.clone()``) and hook caller, built from the kit's data."""
     try:
-        child_kit = KitClass(kit.backend.clone(), kit.handler, kit.config, plugins=kit.plugins)
+        child_kit = KitParts.of(kit.backend.clone(), kit.handler, kit.config, kit.plugins)
         worker = Worker(child_kit, spec, worker_id, in_child=True)
         worker.install_signal_handlers()
     except Exception:

@@ -8,26 +8,26 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from ._backend_clock import BackendClock
 from ._encoding import encode_data
 from ._execution import EagerRun, run_eagerly
+from ._hooks import HookCaller
+from ._kitdata import KitConfig
+from ._supervisor import Supervisor, start_workers
 from ._task import DEFAULT_TTL, CancelResult, Outcome, Task, TaskState
 from ._validation import (
-    DEFAULT_MAX_DATA_SIZE,
-    DEFAULT_MAX_ERROR_SIZE,
-    DEFAULT_MAX_RESULT_SIZE,
     to_epoch,
     validate_name,
     validate_payload,
     validate_task_id,
 )
+from ._worker import WorkerSpec
 from .backend import Backend
-from .clock import measure_offset
 from .context import current_task
 from .errors import (
     Cancelled,
@@ -41,7 +41,8 @@ from .errors import (
     ResultGetTimedOut,
 )
 from .handler import TaskHandler
-from .plugins import get_plugin_manager, make_plugin_manager, redact_url, registries
+from .plugins import redact_url, registries
+from .schedule import normalize_entries
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -55,122 +56,6 @@ log = logging.getLogger("taskkit")
 # The longest single backend wait inside Result.get: long waits are split so a dropped
 # notification or connection is noticed.
 _MAX_WAIT_SLICE = 5.0
-
-
-@dataclass(frozen=True)
-class KitConfig:
-    """Tuning knobs. The defaults suit production; tests shrink the intervals.
-
-    Every field is checked when the config is built; a bad value raises
-    :class:`~taskkit.errors.ConfigurationError` naming the field. Durations are finite numbers
-    of seconds above 0 (``grace_period`` may be 0: hand running tasks back at once), counts
-    and sizes are ints (``max_deliveries`` and the sizes >= 1, ``max_error_size`` >= 64,
-    ``prefetch`` >= 0), and ``heartbeat_interval`` is below ``lease_seconds``.
-
-    :ivar lease_seconds: how long a claim is valid without renewal. A worker that stops
-        renewing (killed, paused, cut off) loses its tasks to another worker after this.
-    :ivar heartbeat_interval: how often live workers renew their leases (default: a third of
-        the lease).
-    :ivar max_deliveries: deliveries of one attempt that may end with a lost worker before the
-        task becomes a dead letter ("worker lost").
-    :ivar default_timeout: the run-time limit of a task that sets none, in seconds (None: no
-        limit).
-    :ivar timeout_grace: seconds a timed-out handler gets to unwind before its thread counts
-        as stuck and the process is recycled.
-    :ivar grace_period: seconds a graceful shutdown waits for running tasks before handing
-        them back.
-    :ivar max_data_size: cap on encoded task data, in bytes.
-    :ivar max_result_size: cap on encoded results, in bytes.
-    :ivar max_error_size: cap on stored error text, in bytes (longer text is truncated).
-    :ivar max_idle_wait: the longest a claimer sleeps between claims when nothing notifies it.
-    :ivar control_interval: how often workers look for control events.
-    :ivar prefetch: claimed tasks a group may hold ready beyond its busy threads, so its
-        threads never wait on a claim's round trip. None (the default): as many as the group
-        has threads while its tasks take under 50 ms on average, none otherwise (a long task
-        must not hold others that an idle worker could run). 0 turns prefetch off. While
-        prefetch is on, executors may also start their next task before the previous outcome
-        is stored (up to twice the prefetch per group), so outcomes are written in batches;
-        a crash can then make up to ``threads + 2 * prefetch`` tasks of a group run again,
-        instead of ``threads``.
-    """
-
-    lease_seconds: float = 30.0
-    heartbeat_interval: float | None = None
-    max_deliveries: int = 3
-    default_timeout: float | None = 600.0
-    timeout_grace: float = 5.0
-    grace_period: float = 30.0
-    max_data_size: int = DEFAULT_MAX_DATA_SIZE
-    max_result_size: int = DEFAULT_MAX_RESULT_SIZE
-    max_error_size: int = DEFAULT_MAX_ERROR_SIZE
-    max_idle_wait: float = 5.0
-    control_interval: float = 1.0
-    prefetch: int | None = None
-
-    def __post_init__(self) -> None:
-        _seconds(self, "lease_seconds", minimum=0.0)
-        if self.heartbeat_interval is not None:
-            _seconds(self, "heartbeat_interval", minimum=0.0)
-            if self.heartbeat_interval >= self.lease_seconds:
-                raise ConfigurationError(
-                    f"KitConfig.heartbeat_interval must be > 0 and < lease_seconds "
-                    f"({self.lease_seconds}), not {self.heartbeat_interval!r}"
-                )
-        _count(self, "max_deliveries", minimum=1)
-        if self.default_timeout is not None:
-            _seconds(self, "default_timeout", minimum=0.0, none_ok=True)
-        _seconds(self, "timeout_grace", minimum=0.0)
-        _seconds(self, "grace_period", minimum=0.0, zero_ok=True)
-        _count(self, "max_data_size", minimum=1)
-        _count(self, "max_result_size", minimum=1)
-        # Room for the truncation marker and a line of the error.
-        _count(self, "max_error_size", minimum=MIN_ERROR_SIZE)
-        _seconds(self, "max_idle_wait", minimum=0.0)
-        _seconds(self, "control_interval", minimum=0.0)
-        if self.prefetch is not None:
-            _count(self, "prefetch", minimum=0, none_ok=True)
-
-    @property
-    def heartbeat(self) -> float:
-        return self.heartbeat_interval or self.lease_seconds / 3
-
-
-#: The smallest ``max_error_size``: the truncation marker and a line of the error fit.
-MIN_ERROR_SIZE = 64
-
-
-def _seconds(
-    config: KitConfig,
-    name: str,
-    *,
-    minimum: float,
-    zero_ok: bool = False,
-    none_ok: bool = False,
-) -> None:
-    """Check that the field ``name`` is a finite number of seconds above ``minimum``."""
-    value = getattr(config, name)
-    valid = (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value > minimum or (zero_ok and value == minimum))
-    )
-    if not valid:
-        bound = ">= 0" if zero_ok else "> 0"
-        suffix = " or None" if none_ok else ""
-        raise ConfigurationError(
-            f"KitConfig.{name} must be a finite number of seconds {bound}{suffix}, not {value!r}"
-        )
-
-
-def _count(config: KitConfig, name: str, *, minimum: int, none_ok: bool = False) -> None:
-    """Check that the field ``name`` is an int of at least ``minimum``."""
-    value = getattr(config, name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        suffix = " or None" if none_ok else ""
-        raise ConfigurationError(
-            f"KitConfig.{name} must be an int >= {minimum}{suffix}, not {value!r}"
-        )
 
 
 class Result:
@@ -378,11 +263,10 @@ class Kit:
         self.handler = handler
         self.config = config or KitConfig()
         self.plugins = tuple(plugins)
-        self._clock_offset = 0.0
-        self._clock_synced: float | None = None
-        self.plugin_manager: pluggy.PluginManager = (
-            make_plugin_manager(plugins=self.plugins) if self.plugins else get_plugin_manager()
-        )
+        #: Calls this kit's plugin hooks (the runtime calls them through it too).
+        self.hook_caller = HookCaller.for_plugins(self.plugins)
+        self.plugin_manager: pluggy.PluginManager = self.hook_caller.plugin_manager
+        self._clock = BackendClock(backend, resync_after=BackendClock.KIT_RESYNC)
 
     def backend_now(self) -> float:
         """The backend's clock, estimated from the local one (re-synced every 30 s).
@@ -390,12 +274,7 @@ class Kit:
         Producers stamp ``created`` and the default ``due`` with it, so a host whose clock is
         ahead does not delay its own tasks.
         """
-        if self.backend.clock_is_local:
-            return self.backend.now()
-        if self._clock_synced is None or time.monotonic() - self._clock_synced > 30.0:
-            self._clock_offset = measure_offset(self.backend.now)
-            self._clock_synced = time.monotonic()
-        return time.time() + self._clock_offset
+        return self._clock.now()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_kit, (self.backend, self.handler, self.config, self.plugins))
@@ -570,11 +449,11 @@ class Kit:
         if not tasks:
             return
         stored = self.backend.put(tasks)
-        if not self.hook.taskkit_task_initiated.get_hookimpls():
+        if not self.hook_caller.listened("taskkit_task_initiated"):
             return  # no plugin listens: skip a hook call per task (bulk enqueue)
         for task, was_stored in zip(tasks, stored):
             if was_stored:
-                self._call_hook("taskkit_task_initiated", task=task)
+                self.hook_caller.call("taskkit_task_initiated", task=task)
 
     def _run_eagerly(self, task: Task) -> EagerResult:
         return EagerResult(self, run_eagerly(self, task))
@@ -672,8 +551,6 @@ class Kit:
         :param start_method: ``fork``, ``spawn`` or ``forkserver`` (default: the platform's).
         :raises ConfigurationError: a bad argument (checked before any process starts).
         """
-        from ._supervisor import Supervisor  # noqa: PLC0415
-
         interval = _supervisor_interval("Kit.start", polling_interval)
         _deprecated_helper_services("Kit.start", helper_services)
         Supervisor(
@@ -714,8 +591,6 @@ class Kit:
         :param start_method: ``fork``, ``spawn`` or ``forkserver`` (default: the platform's).
         :raises ConfigurationError: a bad argument (checked before any process starts).
         """
-        from ._supervisor import start_workers  # noqa: PLC0415
-
         _check_polling_interval(polling_interval)
         if polling_interval is not None:
             warnings.warn(
@@ -736,10 +611,7 @@ class Kit:
         threads: Mapping[str, int],
         schedule_entries: ScheduleEntriesCompatMapping | None,
         tz: tzinfo | None,
-    ) -> Any:
-        from ._worker import WorkerSpec  # noqa: PLC0415
-        from .schedule import normalize_entries  # noqa: PLC0415
-
+    ) -> WorkerSpec:
         if not isinstance(num_processes, int) or num_processes < 1:
             raise ConfigurationError("num_processes must be an int >= 1")
         if not threads and not schedule_entries:
@@ -752,13 +624,6 @@ class Kit:
             groups[group] = count
         entries = normalize_entries(schedule_entries or {}, self.handler, self.config.max_data_size)
         return WorkerSpec(num_processes, groups, entries, tz)
-
-    def _call_hook(self, name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook; a plugin's error is logged, never breaks the task."""
-        try:
-            getattr(self.hook, name)(**kwargs)
-        except Exception:
-            log.exception("taskkit plugin hook %s raised", name)
 
 
 def _groups(groups: Sequence[str] | None) -> list[str] | None:
