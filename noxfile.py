@@ -46,6 +46,7 @@ TEST_DEPS = [
     "msgpack>=1.0",
     "psycopg[binary]>=3.1",
     "pymysql>=1.1",
+    "pyyaml>=6",  # docs/tests parses the YAML blocks of the docs
 ]
 
 nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "docs"]
