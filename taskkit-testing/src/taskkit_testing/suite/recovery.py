@@ -252,8 +252,6 @@ class RecoveryTests(KitTestBase):
             # The victim's "handler" is slow, so its threads nearly always hold a claim.
             victim = start("proc-0", 0.2)
             victim_pid = victim.pid
-            for n in (1, 2):
-                start(f"proc-{n}")
 
             def victim_mid_task() -> bool:
                 lines = ledger.lines()
@@ -266,6 +264,17 @@ class RecoveryTests(KitTestBase):
                 return len(started) >= threads and bool(started - ended)
 
             try:
+                # The others start once the victim holds claims: started together, the fast
+                # ones could drain the queue before the victim's first claim (on a slow store
+                # they sometimes did, and the test then waited in vain).
+                wait_until(
+                    victim_mid_task,
+                    kit_settings.deadline(60.0),
+                    interval=0.02,
+                    message="a worker process must claim and run tasks",
+                )
+                for n in (1, 2):
+                    start(f"proc-{n}")
                 wait_until(
                     lambda: ledger.count("end") >= len(made) // 4 and victim_mid_task(),
                     kit_settings.deadline(120.0),
