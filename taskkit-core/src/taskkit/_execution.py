@@ -24,7 +24,6 @@ Differences from a worker, by design:
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,7 @@ from ._encoding import ResultNotEncodable, encode_result
 from ._kitdata import KitData
 from ._task import Outcome, Task, TaskState
 from ._validation import truncate_text
-from ._worker import _user_frames
+from ._worker import stored_traceback
 from .context import TaskContext, _set_current, current_task
 from .errors import DiscardTask, PayloadTooLarge, TaskCancelled, TaskTimeout
 
@@ -54,15 +53,6 @@ class EagerRun:
     outcome: Outcome
     value: Any = None
     exception: BaseException | None = None
-
-
-def format_traceback(exc: BaseException, limit: int) -> str:
-    """The exception's traceback as stored error text, cut to ``limit`` bytes.
-
-    As a worker stores it: from the user's first frame on (no taskkit or pluggy frames).
-    """
-    text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
-    return truncate_text(text, limit)
 
 
 def run_eagerly(kit: KitData, task: Task) -> EagerRun:
@@ -92,7 +82,7 @@ def run_eagerly(kit: KitData, task: Task) -> EagerRun:
             kit.hook_caller.call("taskkit_task_discarded", task=task, reason=reason)
             return _finish(kit, task, TaskState.DISCARDED, reason, exc)
         except BaseException as exc:
-            text = format_traceback(exc, config.max_error_size)
+            text = stored_traceback(exc, config.max_error_size)
             return _fail(kit, task, text, exc, exc)
         duration = time.monotonic() - started
         try:
@@ -104,7 +94,7 @@ def run_eagerly(kit: KitData, task: Task) -> EagerRun:
         try:
             decoded = kit.handler.decode_result(task, encoded)
         except Exception as exc:
-            message = "result could not be encoded: it does not decode again:\n" + format_traceback(
+            message = "result could not be encoded: it does not decode again:\n" + stored_traceback(
                 exc, config.max_error_size
             )
             return _fail(kit, task, truncate_text(message, config.max_error_size), exc, exc)

@@ -40,12 +40,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from ._backend_clock import BackendClock
+from ._encoding import ResultNotEncodable, encode_result
 from ._health import RETRY_CAP, BackendHealth, is_unavailable, one_line
 from ._kitdata import KitData, KitParts
 from ._recorder import OutcomeRecorder, PendingOutcome
 from ._scheduler import Scheduler
 from ._task import Claim, LeaseStatus, OutcomeAction, OutcomeWrite
-from ._validation import truncate_text, validate_payload
+from ._validation import truncate_text
 from .context import TaskContext, _set_current
 from .errors import (
     DiscardTask,
@@ -85,6 +86,13 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
     while first is not None and first.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
         first = first.tb_next
     return first if first is not None else tb
+
+
+def stored_traceback(exc: BaseException, limit: int) -> str:
+    """The traceback to store for ``exc``: from the user's first frame on (no taskkit or
+    pluggy frames before it), cut to ``limit`` bytes. Workers and eager runs both use it."""
+    text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
+    return truncate_text(text, limit)
 
 
 def task_log_extra(task: Task, duration: float | None = None) -> dict[str, Any]:
@@ -616,16 +624,18 @@ class Worker:
         task = entry.claim.task
         started = time.monotonic() - duration
         try:
-            encoded = validate_payload(
-                "result", self.handler.encode_result(task, value), self.kit.config.max_result_size
-            )
+            encoded = encode_result(self.handler, task, value, self.kit.config.max_result_size)
         except PayloadTooLarge as exc:
             message = f"result too large: {exc}"
             self._log_outcome(logging.ERROR, task, started, "failed", f": {message}")
             self._finish(entry, "fail", message, hook=self._failed_hook(task, exc, message))
             return
-        except Exception as exc:
-            message = "result could not be encoded:\n" + self._traceback(exc)
+        except ResultNotEncodable as exc:
+            # The message names the serializer; the encoder's own traceback follows it.
+            message = truncate_text(
+                f"{exc}\n" + stored_traceback(exc.__cause__ or exc, self.kit.config.max_error_size),
+                self.kit.config.max_error_size,
+            )
             self._log_outcome(
                 logging.ERROR, task, started, "failed", ": its result could not be encoded", exc
             )
@@ -697,10 +707,7 @@ class Worker:
         return lambda: self.kit.hook_caller.call("taskkit_task_discarded", task=task, reason=reason)
 
     def _traceback(self, exc: BaseException) -> str:
-        """The traceback to store: from the user's first frame on (no taskkit or pluggy
-        frames before it), cut to ``max_error_size``."""
-        text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
-        return truncate_text(text, self.kit.config.max_error_size)
+        return stored_traceback(exc, self.kit.config.max_error_size)
 
     def _finish(
         self,
