@@ -111,7 +111,7 @@ def taskkit_task_started(task: Task, worker_id: str) -> None:
     """A worker is about to run ``task``.
 
     :param task: the claimed task (``deliveries`` counts this delivery).
-    :param worker_id: the worker process's id.
+    :param worker_id: the worker process's id (``"eager"`` for a task run with ``eager=True``).
 
     .. versionadded:: 1.0
     """
