@@ -40,6 +40,7 @@ from .errors import (
     TaskCancelled,
     TaskkitError,
     TaskTimeout,
+    UnknownTask,
 )
 from .handler import TaskHandler
 from .kit import Kit, KitConfig, Result, make_kit
@@ -115,6 +116,7 @@ __all__ = [
     "TaskHandler",
     "TaskState",
     "TaskTimeout",
+    "UnknownTask",
     "TaskkitError",
     "__version__",
     "current_task",

@@ -117,7 +117,12 @@ class Claim:
 
 
 #: The primitives that end a claim, as named on :class:`taskkit.backend.Backend`.
-OutcomeAction = Literal["complete", "retry", "fail", "discard", "acknowledge_cancel"]
+#: ``defer`` hands the task back unrun, due at ``due``, its delivery uncounted and its
+#: retry count unchanged (a task no worker knows yet, see :class:`~taskkit.UnknownTask`);
+#: ``bury`` makes it a dead letter with the reason.
+OutcomeAction = Literal[
+    "complete", "retry", "fail", "discard", "acknowledge_cancel", "defer", "bury"
+]
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ class OutcomeWrite:
     :ivar claim: the claim it ends; the write is fenced by its token.
     :ivar action: the primitive it stands for.
     :ivar value: the encoded result (``complete``), or the error / reason text (the others).
-    :ivar due: the new due time (``retry`` only).
+    :ivar due: the new due time (``retry`` and ``defer``).
     """
 
     claim: Claim

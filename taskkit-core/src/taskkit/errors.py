@@ -20,6 +20,18 @@ class DiscardTask(Exception):
     """Raise from a handler (or ``get_retry_interval``) to discard the task without retrying."""
 
 
+class UnknownTask(DiscardTask):
+    """No function task and no handler of this worker knows the task's (group, name).
+
+    Raised by the base :meth:`TaskHandler.handle` and by a kit without a handler. A worker
+    does not discard such a task: during a rolling deploy the worker that knows the name may
+    not be running yet, so the task is handed back with a back-off (not counted as a
+    delivery) and becomes a dead letter only after ``KitConfig.unknown_task_window``. It is a
+    :class:`DiscardTask` so that 0.2 code catching that keeps working; a ``DiscardTask``
+    raised by the user's own handler keeps its meaning (the task is discarded).
+    """
+
+
 class ResultGetTimedOut(TaskkitError, TimeoutError):
     """``Result.get(timeout)`` saw no outcome within the timeout."""
 

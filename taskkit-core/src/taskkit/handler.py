@@ -6,7 +6,7 @@ import functools
 from typing import Any, ClassVar
 
 from ._task import Task
-from .errors import DiscardTask
+from .errors import UnknownTask
 from .plugins import registries
 from .retry import ExceptionTypes, ExponentialBackoff, RetryPolicy, exception_types, is_retryable
 from .serializers import Serializer
@@ -54,10 +54,13 @@ class TaskHandler:
     def handle(self, task: Task) -> Any:
         """Run ``task`` and return its result (encoded by :meth:`encode_result`).
 
-        Dispatch on ``task.group`` and ``task.name``; raise :class:`DiscardTask` for a task
-        you do not know, any other exception to fail (and maybe retry) it.
+        Dispatch on ``task.group`` and ``task.name``; raise :class:`DiscardTask` to discard a
+        task, any other exception to fail (and maybe retry) it. The default (also reached
+        through ``super().handle(task)``) raises :class:`~taskkit.UnknownTask`: the worker
+        then holds the task back for a worker that knows it (a rolling deploy) instead of
+        discarding it. ``async def handle`` is run on the worker's event loop.
         """
-        raise DiscardTask(f"no handler for {task.group}/{task.name}")
+        raise UnknownTask(f"no handler for {task.group}/{task.name}")
 
     def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
         """Seconds to wait before retrying ``task`` after ``exception``; None fails the task.
