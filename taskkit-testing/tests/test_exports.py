@@ -16,7 +16,8 @@ def test_the_topic_classes_are_listed_once() -> None:
     """The bases of ``BackendTests`` are the list; ``TOPICS``, ``suite.__all__`` and the
     package's exports are derived from it, so a new topic is added in one place."""
     names = [topic.__name__ for topic in suite.TOPICS]
-    assert len(names) == len(set(names)) == 15
+    # No count is written here: a new topic is one import and one base, nothing else.
+    assert len(names) == len(set(names)), f"a topic is listed twice: {names}"
     bases = next(
         node
         for node in ast.parse((PACKAGE / "suite" / "__init__.py").read_text()).body
