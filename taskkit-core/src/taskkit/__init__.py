@@ -42,6 +42,7 @@ from .errors import (
     TaskTimeout,
     UnknownTask,
 )
+from .functions import AsyncTaskFunction, TaskFunction, TaskOptions, TaskRegistry
 from .handler import TaskHandler
 from .kit import Kit, KitConfig, Result, make_kit
 from .memory import MemoryBackend
@@ -65,6 +66,7 @@ __version__ = "1.0.0a1"
 
 __all__ = [
     "DEFAULT_TTL",
+    "AsyncTaskFunction",
     "Backend",
     "BackendUnavailable",
     "CancelResult",
@@ -113,11 +115,14 @@ __all__ = [
     "Task",
     "TaskCancelled",
     "TaskContext",
+    "TaskFunction",
     "TaskHandler",
+    "TaskOptions",
+    "TaskRegistry",
     "TaskState",
     "TaskTimeout",
-    "UnknownTask",
     "TaskkitError",
+    "UnknownTask",
     "__version__",
     "current_task",
     "hookimpl",

@@ -27,7 +27,8 @@ class ResultNotEncodable(Exception):
 
 def describe_encoder(handler: TaskHandler, method: str) -> str:
     """Who encodes for ``handler``: ``"the 'json' serializer"``, or ``"MyHandler.encode_data"``
-    when the handler overrides ``method``."""
+    when the handler overrides ``method`` (a router is described by the handler it routes to)."""
+    handler = getattr(handler, "routed_handler", handler)
     if getattr(type(handler), method, None) is getattr(TaskHandler, method):
         return f"the {handler.serializer!r} serializer"
     return f"{type(handler).__qualname__}.{method}"

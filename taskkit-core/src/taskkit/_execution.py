@@ -23,36 +23,31 @@ Differences from a worker, by design:
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
 from ._encoding import ResultNotEncodable, encode_result
 from ._kitdata import KitData
+from ._result import EagerRun
 from ._task import Outcome, Task, TaskState
 from ._validation import truncate_text
 from ._worker import stored_traceback
 from .context import TaskContext, _set_current, current_task
-from .errors import DiscardTask, PayloadTooLarge, TaskCancelled, TaskTimeout
+from .errors import (
+    ConfigurationError,
+    DiscardTask,
+    PayloadTooLarge,
+    TaskCancelled,
+    TaskTimeout,
+)
 
 __all__ = ["EAGER_WORKER_ID", "EagerRun", "run_eagerly"]
 
 #: The ``worker_id`` that lifecycle hooks receive for a task run eagerly.
 EAGER_WORKER_ID = "eager"
-
-
-@dataclass(frozen=True)
-class EagerRun:
-    """What :func:`run_eagerly` produced.
-
-    :ivar outcome: the outcome a backend would have stored.
-    :ivar value: the decoded result (after the round trip) when it succeeded.
-    :ivar exception: what the handler (or the encoder) raised, if anything.
-    """
-
-    outcome: Outcome
-    value: Any = None
-    exception: BaseException | None = None
 
 
 def run_eagerly(kit: KitData, task: Task) -> EagerRun:
@@ -69,7 +64,7 @@ def run_eagerly(kit: KitData, task: Task) -> EagerRun:
         started = time.monotonic()
         try:
             value = kit.hook_caller.hook.taskkit_execute_task(
-                task=task, call=lambda: kit.handler.handle(task)
+                task=task, call=lambda: _resolved(kit.router.handle(task))
             )
         except KeyboardInterrupt:
             raise
@@ -86,13 +81,13 @@ def run_eagerly(kit: KitData, task: Task) -> EagerRun:
             return _fail(kit, task, text, exc, exc)
         duration = time.monotonic() - started
         try:
-            encoded = encode_result(kit.handler, task, value, config.max_result_size)
+            encoded = encode_result(kit.router, task, value, config.max_result_size)
         except PayloadTooLarge as exc:
             return _fail(kit, task, f"result too large: {exc}", exc, exc)
         except ResultNotEncodable as exc:
             return _fail(kit, task, truncate_text(str(exc), config.max_error_size), exc, exc)
         try:
-            decoded = kit.handler.decode_result(task, encoded)
+            decoded = kit.router.decode_result(task, encoded)
         except Exception as exc:
             message = "result could not be encoded: it does not decode again:\n" + stored_traceback(
                 exc, config.max_error_size
@@ -103,6 +98,31 @@ def run_eagerly(kit: KitData, task: Task) -> EagerRun:
         return EagerRun(outcome, decoded)
     finally:
         _set_current(previous)
+
+
+def _resolved(value: Any) -> Any:
+    """``value``, or what it resolves to when it is awaitable (an ``async def`` task run
+    eagerly: on a fresh event loop, as ``asyncio.run`` does).
+
+    :raises ConfigurationError: this thread already runs an event loop (await the function,
+        or ``ainitiate``, instead of running it eagerly there).
+    """
+    if not inspect.isawaitable(value):
+        return value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_awaited(value))
+    if inspect.iscoroutine(value):
+        value.close()  # not awaited on purpose: no "never awaited" warning
+    raise ConfigurationError(
+        "an async task cannot run eagerly inside a running event loop; await the function "
+        "itself instead"
+    )
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value
 
 
 def _fail(

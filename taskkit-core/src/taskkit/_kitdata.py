@@ -16,9 +16,11 @@ from typing import Protocol
 
 from ._backend_clock import BackendClock
 from ._hooks import HookCaller
+from ._router import TaskRouter
 from ._validation import DEFAULT_MAX_DATA_SIZE, DEFAULT_MAX_ERROR_SIZE, DEFAULT_MAX_RESULT_SIZE
 from .backend import Backend
 from .errors import ConfigurationError
+from .functions import TaskRegistry
 from .handler import TaskHandler
 
 __all__ = ["MIN_ERROR_SIZE", "KitConfig", "KitData", "KitParts"]
@@ -159,6 +161,14 @@ class KitData(Protocol):
     @property
     def hook_caller(self) -> HookCaller: ...
 
+    @property
+    def tasks(self) -> TaskRegistry: ...
+
+    @property
+    def router(self) -> TaskHandler:
+        """What the runtime runs tasks through: the function tasks, then the handler."""
+        ...
+
     def backend_now(self) -> float: ...
 
 
@@ -175,6 +185,11 @@ class KitParts:
     plugins: tuple[object, ...]
     hook_caller: HookCaller
     clock: BackendClock = field(repr=False)
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)
+    router: TaskHandler = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "router", TaskRouter(self.handler, self.tasks))
 
     @classmethod
     def of(
@@ -183,8 +198,10 @@ class KitParts:
         handler: TaskHandler,
         config: KitConfig,
         plugins: Sequence[object] = (),
+        tasks: TaskRegistry | None = None,
     ) -> KitParts:
-        """The parts for ``backend``, ``handler``, ``config`` and kit-local ``plugins``."""
+        """The parts for ``backend``, ``handler``, ``config``, kit-local ``plugins`` and the
+        kit's function ``tasks``."""
         plugins = tuple(plugins)
         return cls(
             backend,
@@ -193,6 +210,7 @@ class KitParts:
             plugins,
             HookCaller.for_plugins(plugins),
             BackendClock(backend, resync_after=BackendClock.KIT_RESYNC),
+            tasks if tasks is not None else TaskRegistry(),
         )
 
     def backend_now(self) -> float:

@@ -339,7 +339,7 @@ class Worker:
     def __init__(self, kit: KitData, spec: WorkerSpec, worker_id: str, *, in_child: bool) -> None:
         self.kit = kit
         self.backend = kit.backend
-        self.handler = kit.handler
+        self.handler = kit.router  # function tasks first, then the user's handler
         self.spec = spec
         self.worker_id = worker_id
         self.in_child = in_child
@@ -874,7 +874,9 @@ def worker_main(kit: KitData, spec: WorkerSpec, worker_id: str) -> None:
     """The entry point of a worker child process: it runs on its own backend connection
     (``backend.clone()``) and hook caller, built from the kit's data."""
     try:
-        child_kit = KitParts.of(kit.backend.clone(), kit.handler, kit.config, kit.plugins)
+        child_kit = KitParts.of(
+            kit.backend.clone(), kit.handler, kit.config, kit.plugins, kit.tasks
+        )
         worker = Worker(child_kit, spec, worker_id, in_child=True)
         worker.install_signal_handlers()
     except Exception:

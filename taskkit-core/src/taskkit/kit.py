@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import pluggy
 
 from ._backend_clock import BackendClock
 from ._encoding import encode_data
-from ._execution import EagerRun, run_eagerly
+from ._execution import run_eagerly
 from ._hooks import HookCaller
 from ._kitdata import KitConfig
+from ._result import EagerResult, Result
+from ._router import TaskRouter
 from ._supervisor import Supervisor, start_workers
 from ._task import DEFAULT_TTL, CancelResult, Outcome, Task, TaskState
 from ._validation import (
@@ -28,7 +29,6 @@ from ._validation import (
 )
 from ._worker import WorkerSpec
 from .backend import Backend
-from .context import current_task
 from .errors import (
     Cancelled,
     ConfigurationError,
@@ -37,11 +37,18 @@ from .errors import (
     InvalidTask,
     NotFound,
     PayloadTooLarge,
-    ResultGetPrevented,
-    ResultGetTimedOut,
+)
+from .functions import (
+    AsyncTaskFunction,
+    TaskDecorator,
+    TaskFunction,
+    TaskRegistry,
+    make_options,
+    task_function,
 )
 from .handler import TaskHandler
 from .plugins import redact_url, registries
+from .retry import ExceptionTypes, RetryPolicy
 from .schedule import normalize_entries
 
 if TYPE_CHECKING:
@@ -53,118 +60,8 @@ __all__ = ["Kit", "KitConfig", "Result", "make_kit"]
 
 log = logging.getLogger("taskkit")
 
-# The longest single backend wait inside Result.get: long waits are split so a dropped
-# notification or connection is noticed.
-_MAX_WAIT_SLICE = 5.0
-
-
-class Result:
-    """A handle on one task's outcome. ``get`` waits for it without polling the backend hot."""
-
-    def __init__(self, kit: Kit, task_id: str) -> None:
-        self._kit = kit
-        self.task_id = task_id
-
-    @property
-    def id(self) -> str:
-        return self.task_id
-
-    def __repr__(self) -> str:
-        return f"<Result {self.task_id}>"
-
-    def outcome(self) -> Outcome | None:
-        """The backend's current record of the task, or None."""
-        return self._kit.backend.get_outcome(self.task_id)
-
-    def ready(self) -> bool:
-        """True once the task finished (in any way)."""
-        outcome = self.outcome()
-        return outcome is not None and outcome.state.finished
-
-    def cancel(self) -> CancelResult:
-        """Cancel the task; see :meth:`Kit.cancel`."""
-        return self._kit.cancel(self.task_id)
-
-    def get(self, timeout: float | None = None) -> Any:
-        """Wait for the task to finish and return its decoded result.
-
-        :param timeout: seconds to wait; 0 looks once; None waits as long as it takes.
-        :raises ResultGetTimedOut: the task did not finish in time.
-        :raises Failed: it failed (``.message`` holds the traceback text); :class:`Cancelled`
-            and :class:`DeadLettered` are subclasses.
-        :raises NotFound: no such task, it was discarded, or its record expired.
-        :raises ResultGetPrevented: called inside a running handler.
-        """
-        if current_task() is not None:
-            raise ResultGetPrevented(
-                "Result.get inside a handler could deadlock the worker pool; "
-                "chain the work instead of waiting for it"
-            )
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be >= 0 or None")
-        backend = self._kit.backend
-        deadline = None if timeout is None else time.monotonic() + timeout
-        # wait_for_outcome looks first and returns at once for a finished or unknown task.
-        outcome = backend.wait_for_outcome(
-            self.task_id, _MAX_WAIT_SLICE if timeout is None else min(timeout, _MAX_WAIT_SLICE)
-        )
-        while outcome is not None and not outcome.state.finished:
-            remaining = _MAX_WAIT_SLICE if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                raise ResultGetTimedOut(f"task {self.task_id!r} did not finish within {timeout}s")
-            outcome = backend.wait_for_outcome(self.task_id, min(remaining, _MAX_WAIT_SLICE))
-        if outcome is None:
-            raise NotFound(self.task_id)
-        return self._kit._decode_outcome(outcome)
-
-
-class EagerResult(Result):
-    """The result of a task run synchronously in the caller (``eager=True``).
-
-    Nothing was stored: :meth:`outcome` is the outcome a backend would hold, and :meth:`get`
-    returns or raises what it would for a worker's run of the task (the handler's exception
-    is chained as the ``__cause__`` of :class:`Failed`).
-    """
-
-    def __init__(self, kit: Kit, run: EagerRun) -> None:
-        super().__init__(kit, run.outcome.task.id)
-        self._run = run
-
-    def outcome(self) -> Outcome:
-        """The outcome of the eager run (never stored in the backend)."""
-        return self._run.outcome
-
-    def ready(self) -> bool:
-        """Always True: the task ran before ``initiate_task`` returned."""
-        return True
-
-    def cancel(self) -> CancelResult:
-        """Nothing to cancel: the task already ran."""
-        return CancelResult.FINISHED
-
-    def get(self, timeout: float | None = None) -> Any:
-        """The decoded result, or the error a worker's run would give; ``timeout`` is unused.
-
-        :raises Failed: the handler raised (or its result could not be encoded);
-            :class:`Cancelled` if it raised ``TaskCancelled``.
-        :raises NotFound: the handler discarded the task.
-        :raises ResultGetPrevented: called inside a running handler, as for any result.
-        """
-        if current_task() is not None:
-            raise ResultGetPrevented(
-                "Result.get inside a handler could deadlock the worker pool; "
-                "chain the work instead of waiting for it"
-            )
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be >= 0 or None")
-        run = self._run
-        if run.outcome.state is TaskState.SUCCEEDED:
-            return run.value
-        try:
-            self._kit._decode_outcome(run.outcome)
-        except (Failed, NotFound) as error:
-            raise error from run.exception
-        raise AssertionError(f"unexpected eager outcome {run.outcome.state}")  # pragma: no cover
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 ShouldRestart = Callable[["BaseProcess"], bool]
@@ -229,7 +126,8 @@ class Kit:
     """The entry point: initiate tasks, read results, send control events, run workers.
 
     :param backend: where tasks live.
-    :param handler: runs and encodes tasks.
+    :param handler: runs and encodes the tasks no function task claims (the 0.2 way); optional
+        when every task is a function (``@kit.task``).
     :param config: tuning knobs (:class:`KitConfig`); keyword options override its fields.
     :param plugins: extra plugin objects for this kit only (picklable if workers use
         ``spawn``): they get the lifecycle and execution hooks; one that implements a
@@ -239,7 +137,7 @@ class Kit:
     def __init__(
         self,
         backend: Backend,
-        handler: TaskHandler,
+        handler: TaskHandler | None = None,
         config: KitConfig | None = None,
         *,
         plugins: Sequence[object] = (),
@@ -249,6 +147,8 @@ class Kit:
             raise ConfigurationError(
                 f"backend must be a taskkit Backend, not {type(backend).__name__}"
             )
+        if handler is None:
+            handler = TaskHandler()
         if not isinstance(handler, TaskHandler):
             raise ConfigurationError(
                 f"handler must be a TaskHandler instance, not {type(handler).__name__}"
@@ -261,6 +161,10 @@ class Kit:
             config = KitConfig(**fields)
         self.backend = backend
         self.handler = handler
+        #: The function tasks (``@kit.task``) of this kit.
+        self.tasks = TaskRegistry()
+        #: What the runtime runs tasks through: the function tasks first, then ``handler``.
+        self.router: TaskHandler = TaskRouter(handler, self.tasks)
         self.config = config or KitConfig()
         self.plugins = tuple(plugins)
         #: Calls this kit's plugin hooks (the runtime calls them through it too).
@@ -277,7 +181,10 @@ class Kit:
         return self._clock.now()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_kit, (self.backend, self.handler, self.config, self.plugins))
+        return (
+            _rebuild_kit,
+            (self.backend, self.handler, self.config, self.plugins, list(self.tasks)),
+        )
 
     @property
     def hook(self) -> Any:
@@ -285,6 +192,88 @@ class Kit:
         return self.plugin_manager.hook
 
     # ------------------------------------------------------------------ producing
+
+    @overload
+    def task(  # type: ignore[overload-overlap]
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> AsyncTaskFunction[P, R]: ...
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        group: str | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+        ttl: float | None = None,
+        retries: int | None = None,
+        retry_policy: RetryPolicy | str | None = None,
+        retry_on: ExceptionTypes = (Exception,),
+        retry_unless: ExceptionTypes = (),
+        max_deliveries: int | None = None,
+        serializer: str | None = None,
+    ) -> TaskDecorator: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        group: str | None = None,
+        name: str | None = None,
+        timeout: float | None = None,
+        ttl: float | None = None,
+        retries: int | None = None,
+        retry_policy: RetryPolicy | str | None = None,
+        retry_on: ExceptionTypes = (Exception,),
+        retry_unless: ExceptionTypes = (),
+        max_deliveries: int | None = None,
+        serializer: str | None = None,
+    ) -> Any:
+        """Register a plain or ``async def`` function as a task of this kit.
+
+        ``@kit.task`` or ``@kit.task(group="mail", retries=5, timeout=30)``. The result is
+        typed by the function: ``send.delay(...)`` takes its parameters and returns
+        ``Result[R]``; calling ``send(...)`` runs the function inline.
+
+        :param group: the group whose workers run it (default ``"default"``).
+        :param name: its name in the group (default: the function's qualified name).
+        :param timeout: run-time limit in seconds (default: the kit's ``default_timeout``).
+        :param ttl: seconds its finished record and result are kept.
+        :param retries: retries after a failure (sets ``max_retries`` of the policy).
+        :param retry_policy: a :class:`~taskkit.retry.RetryPolicy` or a registered policy's
+            name (default: :class:`~taskkit.retry.ExponentialBackoff`).
+        :param retry_on: retry only after these exceptions (a class or a tuple).
+        :param retry_unless: never retry after these. Arguments that no longer fit the
+            function (its signature changed) fail at once, whatever these say.
+        :param max_deliveries: lower the kit's ``max_deliveries`` for this task.
+        :param serializer: the registered serializer of its arguments and result (default:
+            the handler's, JSON).
+        :raises ConfigurationError: a bad option, or another function already has this group
+            and name.
+        """
+        options = make_options(
+            timeout=timeout,
+            ttl=ttl,
+            retries=retries,
+            retry_policy=retry_policy,
+            retry_on=retry_on,
+            retry_unless=retry_unless,
+            max_deliveries=max_deliveries,
+            serializer=serializer,
+        )
+
+        def register(function: Callable[..., Any]) -> Any:
+            wrapped = task_function(self, function, group=group, name=name, options=options)
+            self.tasks.add(wrapped)
+            return wrapped
+
+        return register if fn is None else register(fn)
 
     def make_task(
         self,
@@ -307,7 +296,7 @@ class Kit:
         validate_name("task name", name)
         if task_id is not None:
             validate_task_id(task_id)
-        payload = data if encoded else encode_data(self.handler, group, name, data)
+        payload = data if encoded else encode_data(self.router, group, name, data)
         payload = validate_payload("task data", payload, self.config.max_data_size)
         if not isinstance(ttl, (int, float)) or ttl <= 0:
             raise InvalidTask(f"ttl must be a positive number of seconds, not {ttl!r}")
@@ -336,7 +325,7 @@ class Kit:
         *,
         timeout: float | None = None,
         task_id: str | None = None,
-    ) -> Result:
+    ) -> Result[Any]:
         """Store a task for the workers of ``group`` and return a handle on its result.
 
         :param data: encoded with ``handler.encode_data(group, name, data)`` (the handler's
@@ -361,12 +350,50 @@ class Kit:
         :raises PayloadTooLarge: the encoded data exceeds ``max_data_size``.
         """
         task = self.make_task(group, name, data, due, ttl, timeout=timeout, task_id=task_id)
+        return self._initiate(task, eager)
+
+    async def ainitiate_task(
+        self,
+        group: str,
+        name: str,
+        data: Any,
+        due: datetime | float | None = None,
+        ttl: float = DEFAULT_TTL,
+        *,
+        timeout: float | None = None,
+        task_id: str | None = None,
+    ) -> Result[Any]:
+        """:meth:`initiate_task` for async code: the write does not block the event loop
+        (backends with an async client use it; others run the write in a thread).
+
+        Takes the same arguments (no ``eager``) and raises the same errors.
+        """
+        task = self.make_task(group, name, data, due, ttl, timeout=timeout, task_id=task_id)
+        return await self._ainitiate(task)
+
+    async def ainitiate_tasks(self, *items: Task | Mapping[str, Any]) -> list[Result[Any]]:
+        """:meth:`initiate_tasks` for async code, in one backend round trip (no eager items).
+
+        :raises InvalidTask: an item is refused (nothing is stored); ``item <index>:`` leads.
+        """
+        tasks = [self._bulk_task(i, item) for i, item in enumerate(items)]
+        await self._astore(tasks)
+        return [Result(self, task.id) for task in tasks]
+
+    def _initiate(self, task: Task, eager: bool) -> Result[Any]:
+        """Store (or run eagerly) one validated task; the producers' common last step."""
         if eager:
             return self._run_eagerly(task)
         self._store([task])
         return Result(self, task.id)
 
-    def initiate_tasks(self, *items: Task | tuple[Task, bool] | Mapping[str, Any]) -> list[Result]:
+    async def _ainitiate(self, task: Task) -> Result[Any]:
+        await self._astore([task])
+        return Result(self, task.id)
+
+    def initiate_tasks(
+        self, *items: Task | tuple[Task, bool] | Mapping[str, Any]
+    ) -> list[Result[Any]]:
         """Store many tasks in one backend round trip.
 
         Each item is a :class:`Task` (from :meth:`make_task`), a ``(Task, eager)`` pair (as
@@ -437,6 +464,21 @@ class Kit:
         run_eagerly_ = bool(spec.pop("eager", False))
         return self.make_task(**spec), run_eagerly_
 
+    def _bulk_task(self, i: int, item: object) -> Task:
+        """One item of :meth:`ainitiate_tasks`: as for :meth:`initiate_tasks`, never eager."""
+        try:
+            task, eager = self._bulk_item(i, item)
+        except PayloadTooLarge:
+            raise
+        except InvalidTask as exc:
+            message = str(exc)
+            if not message.startswith(f"item {i}"):
+                raise InvalidTask(f"item {i}: {message}") from exc
+            raise
+        if eager:
+            raise InvalidTask(f"item {i}: ainitiate_tasks runs nothing eagerly")
+        return task
+
     def _checked_task(self, task: Task) -> Task:
         validate_name("group", task.group)
         validate_name("task name", task.name)
@@ -455,12 +497,23 @@ class Kit:
             if was_stored:
                 self.hook_caller.call("taskkit_task_initiated", task=task)
 
-    def _run_eagerly(self, task: Task) -> EagerResult:
+    async def _astore(self, tasks: list[Task]) -> None:
+        """:meth:`_store` through the backend's async ``aput``."""
+        if not tasks:
+            return
+        stored = await self.backend.aput(tasks)
+        if not self.hook_caller.listened("taskkit_task_initiated"):
+            return
+        for task, was_stored in zip(tasks, stored):
+            if was_stored:
+                self.hook_caller.call("taskkit_task_initiated", task=task)
+
+    def _run_eagerly(self, task: Task) -> EagerResult[Any]:
         return EagerResult(self, run_eagerly(self, task))
 
     # ------------------------------------------------------------------ results and control
 
-    def get_result(self, task_id: str) -> Result:
+    def get_result(self, task_id: str) -> Result[Any]:
         """A handle on the result of the task ``task_id``."""
         return Result(self, task_id)
 
@@ -496,7 +549,7 @@ class Kit:
         task = outcome.task
         state = outcome.state
         if state is TaskState.SUCCEEDED:
-            return self.handler.decode_result(task, outcome.result or b"")
+            return self.router.decode_result(task, outcome.result or b"")
         if state is TaskState.DISCARDED:
             raise NotFound(task.id, f"discarded: {outcome.error or ''}".rstrip(": "))
         message = outcome.error or state.value
@@ -622,7 +675,7 @@ class Kit:
             if not isinstance(count, int) or count < 1:
                 raise ConfigurationError(f"group {group!r}: thread count must be an int >= 1")
             groups[group] = count
-        entries = normalize_entries(schedule_entries or {}, self.handler, self.config.max_data_size)
+        entries = normalize_entries(schedule_entries or {}, self.router, self.config.max_data_size)
         return WorkerSpec(num_processes, groups, entries, tz)
 
 
@@ -635,13 +688,24 @@ def _groups(groups: Sequence[str] | None) -> list[str] | None:
 
 
 def _rebuild_kit(
-    backend: Backend, handler: TaskHandler, config: KitConfig, plugins: tuple[object, ...]
+    backend: Backend,
+    handler: TaskHandler,
+    config: KitConfig,
+    plugins: tuple[object, ...],
+    tasks: Sequence[Any] = (),
 ) -> Kit:
-    return Kit(backend, handler, config, plugins=plugins)
+    kit = Kit(backend, handler, config, plugins=plugins)
+    for task in tasks:
+        kit.tasks.add(task)
+    return kit
 
 
-def make_kit(url_or_backend: str | Backend, handler: TaskHandler, **options: Any) -> Kit:
+def make_kit(
+    url_or_backend: str | Backend, handler: TaskHandler | None = None, **options: Any
+) -> Kit:
     """Build a kit from a backend URL (``memory://``, ``redis://host/0``, ...) or a backend.
+
+    ``handler`` is optional: a kit whose tasks are all functions (``@kit.task``) needs none.
 
     Options named like :class:`KitConfig` fields tune the kit; the rest go to the backend's
     factory.
