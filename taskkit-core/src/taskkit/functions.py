@@ -185,6 +185,7 @@ class _BaseTaskFunction(Generic[P, R]):
         name: str,
         options: TaskOptions,
     ) -> None:
+        #: The kit it enqueues on (None only while an unpickled copy awaits its kit).
         self.kit = kit
         self.fn = fn
         self.group = validate_name("group", group)
@@ -207,10 +208,15 @@ class _BaseTaskFunction(Generic[P, R]):
         return False
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled by reference, like a function: a ``spawn`` child imports the module, which
-        # decorates the function again on its own kit.
-        if _lookup(self.__module__, self.__qualname__) is self:
+        # Pickled like a function, by reference: a ``spawn`` child imports the module, which
+        # decorates the function again on its own kit. A function registered on a kit by a
+        # call (``kit.task(group=g)(fn)``) is rebuilt around ``fn`` imported by name, and
+        # the unpickled kit adopts it (see ``Kit.__reduce__``).
+        found = _lookup(self.__module__, self.__qualname__)
+        if found is self:
             return (_import_task, (self.__module__, self.__qualname__))
+        if found is self.fn:
+            return (_rebuild_task, (type(self), self.fn, self.group, self.name, self.options))
         raise TypeError(
             f"task {self.group}/{self.name} cannot be pickled: define its function at module "
             "level (spawn and forkserver workers import it by name)"
@@ -511,6 +517,17 @@ def _lookup(module: str, qualname: str) -> Any:
         if obj is None:
             return None
     return obj
+
+
+def _rebuild_task(
+    cls: type[AnyTaskFunction],
+    fn: Callable[..., Any],
+    group: str,
+    name: str,
+    options: TaskOptions,
+) -> AnyTaskFunction:
+    """Unpickle a function task registered by a call: without a kit until one adopts it."""
+    return cls(None, fn, group, name, options)  # type: ignore[arg-type]
 
 
 def _import_task(module: str, qualname: str) -> AnyTaskFunction:

@@ -696,6 +696,8 @@ def _rebuild_kit(
 ) -> Kit:
     kit = Kit(backend, handler, config, plugins=plugins)
     for task in tasks:
+        if task.kit is None:  # registered by a call and rebuilt around its function
+            task.kit = kit
         kit.tasks.add(task)
     return kit
 

@@ -20,6 +20,7 @@ from .dead_letters import DeadLetterTests as DeadLetterTests
 from .dead_letters import RetryTests as RetryTests
 from .enqueue import EnqueueTests as EnqueueTests
 from .fencing import FencingTests as FencingTests
+from .functions import FunctionTaskTests as FunctionTaskTests
 from .leases import LeaseTests as LeaseTests
 from .recovery import RecoveryTests as RecoveryTests
 from .results import ResultTests as ResultTests
@@ -32,6 +33,7 @@ from .serialization import SerializationTests as SerializationTests
 class BackendTests(
     # pytest collects inherited tests in reverse MRO order: listing the topics backwards
     # runs them in TOPICS order, the quick contract checks before the process tests.
+    FunctionTaskTests,
     RuntimeTests,
     RecoveryTests,
     ConcurrencyTests,
