@@ -158,12 +158,15 @@ class Supervisor:
         start_method: str | None = None,
         polling_interval: float | None = None,
         should_restart: Callable[[Any], bool] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kit = kit
         self.spec = spec
         self.start_method = start_method
         self.interval = polling_interval or 1.0
         self.should_restart = should_restart
+        # The clock of restart back-offs and the shutdown deadline; tests pass their own.
+        self._monotonic = monotonic
         self._signals = 0
         self._wake_r, self._wake_w = os.pipe()
 
@@ -206,7 +209,7 @@ class Supervisor:
 
     def _supervise(self, ctx: Any) -> None:
         slots = [
-            _Slot(_spawn(self.kit, self.spec, ctx, daemon=True), time.monotonic())
+            _Slot(_spawn(self.kit, self.spec, ctx, daemon=True), self._monotonic())
             for _ in range(self.spec.num_processes)
         ]
         log.info("supervisor: started %d worker process(es)", len(slots))
@@ -218,12 +221,14 @@ class Supervisor:
             ]
             waitables.append(self._wake_r)
             timeouts = [self.interval] + [
-                max(0.0, s.restart_at - time.monotonic()) for s in slots if s.restart_at is not None
+                max(0.0, s.restart_at - self._monotonic())
+                for s in slots
+                if s.restart_at is not None
             ]
             ready = multiprocessing.connection.wait(waitables, timeout=min(timeouts))
             if self._wake_r in ready:
                 os.read(self._wake_r, 64)
-            now = time.monotonic()
+            now = self._monotonic()
 
             if self._signals >= 1 and terminating_since is None:
                 log.info(
@@ -259,7 +264,7 @@ class Supervisor:
                 ):
                     slot.restart_at = None
                     slot.process = _spawn(self.kit, self.spec, ctx, daemon=True)
-                    slot.started = time.monotonic()
+                    slot.started = self._monotonic()
                     log.info("supervisor: started worker %s", slot.process.worker_id)
 
             if all(s.done for s in slots):
@@ -278,7 +283,7 @@ class Supervisor:
             )
             self._release(process.worker_id)
             slot.failures = 0
-            slot.restart_at = time.monotonic()
+            slot.restart_at = self._monotonic()
             return
         if code == EXIT_OK:
             log.info("supervisor: worker %s exited after a shutdown request", process.worker_id)
@@ -286,14 +291,14 @@ class Supervisor:
             return
         log.warning("supervisor: worker %s died (exit code %s)", process.worker_id, code)
         self._release(process.worker_id)
-        quick = time.monotonic() - slot.started < _QUICK_DEATH
+        quick = self._monotonic() - slot.started < _QUICK_DEATH
         slot.failures = slot.failures + 1 if quick else 0
         delay = (
             0.0 if slot.failures == 0 else min(_RESTART_BACKOFF_MAX, 0.5 * 2 ** (slot.failures - 1))
         )
         if delay:
             log.warning("supervisor: worker keeps dying at start; restarting in %.1fs", delay)
-        slot.restart_at = time.monotonic() + delay
+        slot.restart_at = self._monotonic() + delay
 
     def _release(self, worker_id: str) -> None:
         try:
