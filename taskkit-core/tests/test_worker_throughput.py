@@ -16,7 +16,6 @@ from taskkit import (
     OutcomeWrite,
     TaskState,
 )
-from taskkit.backend import Backend
 
 from .conftest import wait_until
 from .handlers import RecordingHandler
@@ -121,19 +120,3 @@ def test_an_unwritable_outcome_leaves_the_task_to_its_lease() -> None:
         wait_until(lambda: len(handler.runs) >= 2, timeout=10)
         outcome = result.outcome()
         assert outcome is not None and outcome.state in (TaskState.RUNNING, TaskState.QUEUED)
-
-
-def test_the_default_record_outcomes_calls_the_primitives(backend: MemoryBackend) -> None:
-    # The base class's loop, which third-party backends inherit.
-    tasks = [Kit(backend, RecordingHandler()).make_task("g", "job", None) for _ in range(2)]
-    backend.put(tasks)
-    first, second = backend.claim("g", "w", 2, 30.0, 3).claims
-    writes = [
-        OutcomeWrite(first, "complete", b"1"),
-        OutcomeWrite(second, "retry", "again", backend.now() + 60),
-        OutcomeWrite(first, "fail", "too late"),
-    ]
-    assert Backend.record_outcomes(backend, writes) == [True, True, False]
-    done, retried = backend.get_outcome(first.task.id), backend.get_outcome(second.task.id)
-    assert done is not None and done.state is TaskState.SUCCEEDED and done.result == b"1"
-    assert retried is not None and retried.state is TaskState.QUEUED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Literal
@@ -141,12 +142,15 @@ class OutcomeWrite:
     due: float | None = None
 
     def retry_due(self) -> float:
-        """The new due time of a ``retry`` write.
+        """The new due time of a ``retry`` or ``defer`` write (both queue the task again).
 
-        :raises ValueError: the write has no due time (a retry always needs one).
+        :raises ValueError: the write has no due time, or one that is not a finite number
+            (a retry and a defer always need one).
         """
-        if self.due is None:
-            raise ValueError(f"a retry needs a due time (task {self.claim.task.id!r})")
+        if self.due is None or not math.isfinite(self.due):
+            raise ValueError(
+                f"a {self.action} needs a due time (task {self.claim.task.id!r}, got {self.due!r})"
+            )
         return float(self.due)
 
 

@@ -4,16 +4,19 @@ The core owns everything else (claim loops, waiting, retries, timeouts, scheduli
 supervision). A backend stores tasks and answers these primitives, each atomically and each
 on the backend's own clock (:meth:`Backend.now`), so hosts with skewed clocks agree.
 
-State machine (every transition is one primitive, atomic, fenced where it says so)::
+State machine. Every transition is one atomic step; the ones out of RUNNING are the actions
+of :meth:`Backend.record_outcomes`, each fenced by its claim's token::
 
-    put ──► QUEUED ──claim──► RUNNING ──complete──► SUCCEEDED
-              ▲                 │ ├──fail──────► FAILED
-              │   retry/release │ ├──discard───► DISCARDED
-              └─────────────────┘ └─(deliveries exhausted at claim)─► DEAD ─requeue_dead─► QUEUED
-    QUEUED ──cancel──► CANCELLED      RUNNING ──cancel──► (flag; the worker stops, then fails it)
+    put ──► QUEUED ──claim──► RUNNING ──complete────────────► SUCCEEDED
+              ▲                 │ ├──fail───────────────────► FAILED
+              │  retry (+1 try) │ ├──discard────────────────► DISCARDED
+              │  defer (uncount)│ ├──acknowledge_cancel─────► CANCELLED
+              └─────────────────┘ ├──bury───────────────────► DEAD ─requeue_dead_letter─► QUEUED
+                                  └─(deliveries exhausted at claim)─► DEAD
+    QUEUED ──cancel──► CANCELLED      RUNNING ──cancel──► (flag; the worker stops, then acks it)
 
-Finished records expire ``task.ttl`` seconds after they finish. The conformance kit
-(``taskkit-testing``) is the executable form of this contract.
+``release`` is a defer to now. Finished records expire ``task.ttl`` seconds after they
+finish. The conformance kit (``taskkit-testing``) is the executable form of this contract.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import abc
 import pickle
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 from ._task import (
@@ -33,13 +38,22 @@ from ._task import (
     ControlKind,
     LeaseStatus,
     Outcome,
+    OutcomeAction,
     OutcomeWrite,
     QueueStats,
     Task,
+    TaskState,
 )
 from .errors import LeaseLost
 
-__all__ = ["Backend", "earliest"]
+__all__ = [
+    "OUTCOME_STATES",
+    "RELEASE_REASON",
+    "Backend",
+    "OutcomeChange",
+    "earliest",
+    "outcome_changes",
+]
 
 
 def earliest(*times: float | None) -> float | None:
@@ -50,6 +64,103 @@ def earliest(*times: float | None) -> float | None:
     """
     known = [t for t in times if t is not None]
     return min(known) if known else None
+
+
+#: The state each outcome action (``OutcomeAction``) leaves its task in.
+OUTCOME_STATES: Mapping[OutcomeAction, TaskState] = MappingProxyType(
+    {
+        "complete": TaskState.SUCCEEDED,
+        "retry": TaskState.QUEUED,
+        "fail": TaskState.FAILED,
+        "discard": TaskState.DISCARDED,
+        "acknowledge_cancel": TaskState.CANCELLED,
+        "defer": TaskState.QUEUED,
+        "bury": TaskState.DEAD,
+    }
+)
+
+#: The reason :meth:`Backend.release` defers with; it becomes the task's last error.
+RELEASE_REASON = "released unrun: its worker stopped"
+
+
+@dataclass(frozen=True)
+class OutcomeChange:
+    """What one :class:`~taskkit.OutcomeWrite` does to its task's record, worked out once by
+    :func:`outcome_changes` so that every backend writes each state change the same way.
+
+    It applies only while the record is RUNNING under ``claim.token``. The backend then drops
+    the lease (token holder, worker, expiry) and either
+
+    - finishes the task (``due`` is None): sets ``state``, ``result`` and ``error``, stamps
+      ``finished`` with its clock, clears the cancel request and lets the record expire
+      ``task.ttl`` seconds later (a DEAD record also joins the dead letters), or
+    - queues it again (``retry`` and ``defer``: ``due`` is set) at ``due`` with ``error`` as
+      its last error: a retry (:attr:`retried`) adds 1 to ``retry_count`` and resets
+      ``deliveries`` to 0, a defer keeps ``retry_count`` and takes back this claim's
+      delivery (``deliveries - 1``, never below 0).
+
+    :ivar index: the write's position in its batch, where its answer goes.
+    :ivar claim: the claim the write ends.
+    :ivar action: the write's action.
+    :ivar state: the state the task is left in.
+    :ivar result: the encoded result of a ``complete``, else None.
+    :ivar error: the error or reason text of every other action, else None.
+    :ivar due: when a ``retry`` or ``defer`` is due again; None for every action that
+        finishes the task.
+    """
+
+    index: int
+    claim: Claim
+    action: OutcomeAction
+    state: TaskState
+    result: bytes | None
+    error: str | None
+    due: float | None
+
+    @property
+    def retried(self) -> bool:
+        """True for ``retry``: the retry is counted and a fresh attempt begins."""
+        return self.action == "retry"
+
+
+def outcome_changes(writes: Sequence[OutcomeWrite]) -> list[OutcomeChange]:
+    """Check a batch for :meth:`Backend.record_outcomes` and work out what each write changes.
+
+    Every write is checked before the first is returned, so a backend that calls this before
+    writing anything leaves a batch with one bad write wholly unwritten. Only the first write
+    of each claim is returned: once it is applied (or found stale) the claim's token is
+    stale, so a later write of the same claim answers False without a look at the store.
+
+    :return: the changes, in batch order; each names the ``index`` of its write.
+    :raises ValueError: a write names an unknown action, or a ``retry`` or ``defer`` has no
+        finite due time (``OutcomeWrite.retry_due()``).
+    :raises TypeError: a write's value is neither bytes nor text.
+    """
+    changes: list[OutcomeChange] = []
+    seen: set[tuple[str, str]] = set()
+    for index, write in enumerate(writes):
+        state = OUTCOME_STATES.get(write.action)
+        if state is None:
+            raise ValueError(
+                f"unknown outcome action {write.action!r} (task {write.claim.task.id!r}); "
+                f"expected one of {', '.join(OUTCOME_STATES)}"
+            )
+        if not isinstance(write.value, (bytes, str)):
+            raise TypeError(
+                f"an outcome's value is bytes or text, not {type(write.value).__name__} "
+                f"(task {write.claim.task.id!r})"
+            )
+        due = write.retry_due() if state is TaskState.QUEUED else None
+        key = (write.claim.task.id, write.claim.token)
+        if key in seen:
+            continue
+        seen.add(key)
+        if write.action == "complete":
+            result, error = _as_bytes(write.value), None
+        else:
+            result, error = None, _as_text(write.value)
+        changes.append(OutcomeChange(index, write.claim, write.action, state, result, error, due))
+    return changes
 
 
 def _as_bytes(value: bytes | str) -> bytes:
@@ -64,7 +175,10 @@ class Backend(abc.ABC):
     """Base class of every backend.
 
     Subclasses implement the abstract primitives and declare their capabilities below; the
-    conformance kit skips, with the reason, what a backend honestly declares it lacks.
+    conformance kit skips, with the reason, what a backend honestly declares it lacks. Every
+    end of a claim goes through the one primitive :meth:`record_outcomes`: :meth:`complete`,
+    :meth:`retry`, :meth:`fail`, :meth:`discard`, :meth:`acknowledge_cancel`, :meth:`defer`,
+    :meth:`bury` and :meth:`release` derive from it, and the waits have polling defaults.
     The capability flags, each a class attribute: :attr:`supports_processes`,
     :attr:`supports_notifications`, :attr:`supports_transactional_put`,
     :attr:`supports_fake_clock` and :attr:`clock_is_local`.
@@ -174,82 +288,6 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def complete(self, claim: Claim, result: bytes) -> None:
-        """RUNNING → SUCCEEDED with ``result``, fenced by ``claim.token``.
-
-        :raises LeaseLost: the token is stale; nothing changed.
-        """
-
-    @abc.abstractmethod
-    def retry(self, claim: Claim, due: float, error: str) -> None:
-        """RUNNING → QUEUED at ``due`` with ``retry_count + 1`` and ``deliveries`` reset to 0.
-
-        Fenced by ``claim.token``. ``error`` (the failure's text) is kept as the last error.
-
-        :raises LeaseLost: the token is stale; nothing changed.
-        """
-
-    @abc.abstractmethod
-    def fail(self, claim: Claim, error: str) -> None:
-        """RUNNING → FAILED with ``error`` (traceback text), fenced by ``claim.token``.
-
-        :raises LeaseLost: the token is stale; nothing changed.
-        """
-
-    @abc.abstractmethod
-    def discard(self, claim: Claim, reason: str) -> None:
-        """RUNNING → DISCARDED with ``reason``, fenced by ``claim.token``.
-
-        :raises LeaseLost: the token is stale; nothing changed.
-        """
-
-    @abc.abstractmethod
-    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
-        """RUNNING → CANCELLED with ``reason``, fenced by ``claim.token``.
-
-        The lease holder calls it after stopping a handler whose task :meth:`renew` reported
-        as CANCEL_REQUESTED.
-
-        :raises LeaseLost: the token is stale; nothing changed.
-        """
-
-    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
-        """Write several outcomes, each exactly as its primitive would, ideally in one round trip.
-
-        Workers batch the outcomes that finish while a write is in flight, so a busy worker
-        pays one round trip for many tasks. Each write is fenced by its own claim's token and
-        atomic on its own; the batch as a whole need not be.
-
-        The default calls the primitives one by one; a backend overrides it to do better.
-
-        :return: for each write, True if it was applied, False if its token was stale.
-        :raises: whatever a primitive raises other than :class:`~taskkit.errors.LeaseLost`
-            (the caller then cannot tell which writes were applied, and retries them: a write
-            applied earlier then answers False).
-        """
-        applied = []
-        for write in writes:
-            try:
-                if write.action == "retry":
-                    self.retry(write.claim, write.retry_due(), _as_text(write.value))
-                elif write.action == "complete":
-                    self.complete(write.claim, _as_bytes(write.value))
-                else:
-                    getattr(self, write.action)(write.claim, _as_text(write.value))
-            except LeaseLost:
-                applied.append(False)
-            else:
-                applied.append(True)
-        return applied
-
-    @abc.abstractmethod
-    def release(self, claims: Sequence[Claim]) -> None:
-        """Hand ``claims`` back unrun: RUNNING → QUEUED, claimable at once, delivery uncounted.
-
-        Used by a graceful shutdown. Stale tokens are ignored silently (idempotent).
-        """
-
-    @abc.abstractmethod
     def release_worker(self, worker_id: str) -> int:
         """Expire every lease held by ``worker_id`` now; the deliveries stay counted.
 
@@ -263,13 +301,121 @@ class Backend(abc.ABC):
         """Block until work of ``group`` may have arrived, or ``timeout`` seconds pass.
 
         Spurious wake-ups are allowed; missed ones are not, for backends that declare
-        :attr:`supports_notifications`: work put (or retried, released, requeued) after this
-        thread's last :meth:`claim` of ``group`` returned must end the wait.
+        :attr:`supports_notifications`: work put (or retried, deferred, released, requeued)
+        after this thread's last :meth:`claim` of ``group`` returned must end the wait.
 
         The default simply sleeps ``min(timeout, 0.05)`` seconds, a bounded back-off: the
         claimer calls it again with the remaining time.
         """
         time.sleep(max(0.0, min(timeout, 0.05)))
+
+    # ------------------------------------------------------------------ outcomes
+    # One primitive ends claims; every single-claim method below derives from it, so a
+    # backend writes each state change once.
+
+    @abc.abstractmethod
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        """End claims: apply each write's action to its task, ideally in one round trip.
+
+        Workers batch the outcomes that finish while a write is in flight, so a busy worker
+        pays one round trip for many tasks; :meth:`complete`, :meth:`retry` and the other
+        single-claim methods are batches of one. The actions (``write.action``), each only
+        from RUNNING:
+
+        - ``complete``: SUCCEEDED with the result ``value`` (bytes);
+        - ``fail``: FAILED; ``discard``: DISCARDED; ``acknowledge_cancel``: CANCELLED;
+          ``bury``: DEAD, listed by :meth:`list_dead_letters` and requeued by
+          :meth:`requeue_dead_letter`; each keeps ``value`` (the traceback or reason text) as
+          the error, stamps ``finished``, and wakes the task's :meth:`wait_for_outcome`;
+        - ``retry``: QUEUED at ``write.due``, ``retry_count + 1``, ``deliveries`` reset to 0;
+        - ``defer``: QUEUED at ``write.due``, ``retry_count`` unchanged, and this claim's
+          delivery not counted (``deliveries`` back to what it was before the claim), so a
+          task handed back again and again never becomes a dead letter;
+          ``retry`` and ``defer`` keep ``value`` as the last error and wake the group's
+          :meth:`wait_for_work` as a put does.
+
+        Each write is fenced by its own claim's token and atomic on its own; the batch as a
+        whole need not be. Once one write of a claim is applied its token is stale, so a second
+        write of the same claim in a batch answers False. :func:`outcome_changes` checks a
+        batch and works out each change; call it before writing anything.
+
+        :return: for each write, in order, True if it was applied, False if its token was stale
+            (nothing changed for that task).
+        :raises ValueError: a write is malformed (see :func:`outcome_changes`); nothing of
+            the batch was written.
+        :raises BackendUnavailable: the store could not be reached; the caller cannot tell
+            which writes were applied and retries them (a write applied earlier then answers
+            False).
+        """
+
+    def _end_claim(self, write: OutcomeWrite) -> None:
+        if not self.record_outcomes([write])[0]:
+            raise LeaseLost(f"task {write.claim.task.id!r}: the claim's token is stale")
+
+    def complete(self, claim: Claim, result: bytes) -> None:
+        """RUNNING → SUCCEEDED with ``result``: the ``complete`` action of one claim.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "complete", result))
+
+    def retry(self, claim: Claim, due: float, error: str) -> None:
+        """RUNNING → QUEUED at ``due`` with ``retry_count + 1`` and ``deliveries`` reset to 0:
+        the ``retry`` action of one claim. ``error`` (the failure's text) is kept as the last
+        error.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "retry", error, due))
+
+    def fail(self, claim: Claim, error: str) -> None:
+        """RUNNING → FAILED with ``error`` (traceback text): the ``fail`` action of one claim.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "fail", error))
+
+    def discard(self, claim: Claim, reason: str) -> None:
+        """RUNNING → DISCARDED with ``reason``: the ``discard`` action of one claim.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "discard", reason))
+
+    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
+        """RUNNING → CANCELLED with ``reason``: the ``acknowledge_cancel`` action of one claim.
+
+        The lease holder calls it after stopping a handler whose task :meth:`renew` reported
+        as CANCEL_REQUESTED.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "acknowledge_cancel", reason))
+
+    def defer(self, claim: Claim, due: float, reason: str) -> None:
+        """RUNNING → QUEUED at ``due``, the delivery uncounted and ``retry_count`` unchanged:
+        the ``defer`` action of one claim. ``reason`` is kept as the last error.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "defer", reason, due))
+
+    def bury(self, claim: Claim, reason: str) -> None:
+        """RUNNING → DEAD with ``reason``, a dead letter: the ``bury`` action of one claim.
+
+        :raises LeaseLost: the token is stale; nothing changed.
+        """
+        self._end_claim(OutcomeWrite(claim, "bury", reason))
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        """Hand ``claims`` back unrun: each is deferred to now (QUEUED, claimable at once, the
+        delivery uncounted), in one :meth:`record_outcomes` call.
+
+        Used by a graceful shutdown. Stale tokens are ignored silently (idempotent).
+        """
+        if claims:
+            now = self.now()
+            self.record_outcomes([OutcomeWrite(c, "defer", RELEASE_REASON, now) for c in claims])
 
     # ------------------------------------------------------------------ results
 

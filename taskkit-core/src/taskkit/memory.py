@@ -29,11 +29,12 @@ from ._task import (
     ControlKind,
     LeaseStatus,
     Outcome,
+    OutcomeWrite,
     QueueStats,
     Task,
     TaskState,
 )
-from .backend import Backend, Notifier
+from .backend import Backend, Notifier, earliest, outcome_changes
 from .clock import Clock, SystemClock
 from .errors import LeaseLost
 
@@ -138,7 +139,7 @@ class MemoryBackend(Backend):
                 else:
                     continue
                 if ready_at > now:
-                    next_due = ready_at if next_due is None else min(next_due, ready_at)
+                    next_due = earliest(next_due, ready_at)
                     continue
                 if len(claims) >= limit:
                     next_due = now
@@ -185,45 +186,34 @@ class MemoryBackend(Backend):
                 )
             return statuses
 
-    def complete(self, claim: Claim, result: bytes) -> None:
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        changes = outcome_changes(writes)
+        applied = [False] * len(writes)
+        requeued: set[str] = set()
         with self._lock:
-            self._finish(self._current(claim), TaskState.SUCCEEDED, result=result)
-
-    def retry(self, claim: Claim, due: float, error: str) -> None:
-        with self._lock:
-            rec = self._current(claim)
-            rec.task = replace(
-                rec.task, due=due, retry_count=rec.task.retry_count + 1, deliveries=0
-            )
-            rec.state = TaskState.QUEUED
-            rec.error = error
-            rec.token = rec.worker_id = None
-        self._notifier.notify(f"work:{claim.task.group}")
-
-    def fail(self, claim: Claim, error: str) -> None:
-        with self._lock:
-            self._finish(self._current(claim), TaskState.FAILED, error=error)
-
-    def discard(self, claim: Claim, reason: str) -> None:
-        with self._lock:
-            self._finish(self._current(claim), TaskState.DISCARDED, error=reason)
-
-    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
-        with self._lock:
-            self._finish(self._current(claim), TaskState.CANCELLED, error=reason)
-
-    def release(self, claims: Sequence[Claim]) -> None:
-        with self._lock:
-            for claim in claims:
+            for change in changes:
                 try:
-                    rec = self._current(claim)
+                    rec = self._current(change.claim)
                 except LeaseLost:
                     continue
+                applied[change.index] = True
+                if change.due is None:
+                    self._finish(rec, change.state, result=change.result, error=change.error)
+                    continue
+                if change.retried:
+                    retries, deliveries = rec.task.retry_count + 1, 0
+                else:
+                    retries, deliveries = rec.task.retry_count, max(0, rec.task.deliveries - 1)
+                rec.task = replace(
+                    rec.task, due=change.due, retry_count=retries, deliveries=deliveries
+                )
                 rec.state = TaskState.QUEUED
-                rec.task = replace(rec.task, deliveries=max(0, rec.task.deliveries - 1))
+                rec.error = change.error
                 rec.token = rec.worker_id = None
-        for group in {c.task.group for c in claims}:
+                requeued.add(rec.task.group)
+        for group in requeued:
             self._notifier.notify(f"work:{group}")
+        return applied
 
     def release_worker(self, worker_id: str) -> int:
         with self._lock:
