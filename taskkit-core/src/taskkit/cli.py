@@ -76,6 +76,11 @@ DEFAULT_SCHEDULER = "default"
 # The probe of a worker waiting for its backend: first retry soon, then at most every 2 s,
 # so that work starts within 2 s of the backend coming back.
 _WAIT_FIRST = 0.25
+
+#: ``taskkit worker`` without ``--threads``: threads per sync group of function tasks...
+DEFAULT_THREADS = 4
+#: ... and coroutines per async group (they wait on I/O, so many share one loop).
+DEFAULT_COROUTINES = 100
 _WAIT_MAX = 2.0
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -361,7 +366,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="GROUP=COUNT",
-        help="run COUNT threads for the tasks of GROUP in each process; repeat for more groups",
+        help="run COUNT threads (COUNT coroutines for an async group) for the tasks of GROUP "
+        "in each process; repeat for more groups. Default: every group of the app's function "
+        f"tasks, {DEFAULT_THREADS} threads per sync group and {DEFAULT_COROUTINES} coroutines "
+        "per async one",
     )
     worker.add_argument(
         "--schedule",
@@ -502,6 +510,17 @@ def _run(kit: Kit, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def function_task_groups(kit: Kit) -> dict[str, int]:
+    """The concurrency ``taskkit worker`` gives each group of the kit's function tasks when no
+    ``--threads`` is given: :data:`DEFAULT_THREADS` threads for a sync group,
+    :data:`DEFAULT_COROUTINES` coroutines for an async one."""
+    is_async = getattr(kit.router, "is_async_group", lambda group: False)
+    return {
+        group: DEFAULT_COROUTINES if is_async(group) else DEFAULT_THREADS
+        for group in kit.tasks.groups()
+    }
+
+
 def _worker(kit: Kit, args: argparse.Namespace) -> int:
     threads: dict[str, int] = {}
     for group, count in args.threads:
@@ -509,8 +528,18 @@ def _worker(kit: Kit, args: argparse.Namespace) -> int:
             raise UsageError(f"--threads {group}=… is given twice")
         threads[group] = count
     schedules = load_schedules(args.schedule)
+    if not threads:
+        threads = function_task_groups(kit)
+        if threads:
+            log.info(
+                "serving the function tasks' groups: %s",
+                ", ".join(f"{group}={count}" for group, count in threads.items()),
+            )
     if not threads and not schedules:
-        raise UsageError("give --threads GROUP=COUNT, --schedule MODULE:ATTR, or both")
+        raise UsageError(
+            "give --threads GROUP=COUNT, --schedule MODULE:ATTR, or both (the app has no "
+            "function tasks whose groups could be served by default)"
+        )
     # Validate everything before waiting for the backend: a typo must not wait forever.
     kit._worker_spec(args.processes, threads, schedules or None, args.timezone)
     if not _wait_for_backend(kit):
