@@ -20,7 +20,6 @@ GROUP_SCRIPTS = (
     "claim",
     "renew",
     "finish",
-    "release",
     "release_worker",
     "cancel",
     "requeue_dead",

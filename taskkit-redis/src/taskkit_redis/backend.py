@@ -35,8 +35,10 @@ from taskkit import (
     OutcomeWrite,
     QueueStats,
     Task,
+    TaskState,
 )
-from taskkit.errors import BackendUnavailable, LeaseLost
+from taskkit.backend import OutcomeChange, outcome_changes
+from taskkit.errors import BackendUnavailable
 
 from ._codec import (
     MalformedRecord,
@@ -75,13 +77,18 @@ _UNAVAILABLE = (
     redis.exceptions.TryAgainError,
 )
 
-#: The finished state and the record field of each terminal outcome action.
-_FINISHED_STATE = {
-    "complete": ("succeeded", "r"),
-    "fail": ("failed", "e"),
-    "discard": ("discarded", "e"),
-    "acknowledge_cancel": ("cancelled", "e"),
-}
+#: The script's name for the state each requeueing action leaves a task in.
+_REQUEUED_AS = {"retry": "queued", "defer": "deferred"}
+
+
+def _finish_args(change: OutcomeChange) -> tuple[str, str, bytes | str]:
+    """The (state, field, value) the finish script reads for ``change``."""
+    if change.due is not None:
+        return _REQUEUED_AS[change.action], repr(change.due), change.error or ""
+    if change.result is not None:
+        return change.state.value, "r", change.result
+    return change.state.value, "e", change.error or ""
+
 
 _LEASE_STATUS = {0: LeaseStatus.LOST, 1: LeaseStatus.OK, 2: LeaseStatus.CANCEL_REQUESTED}
 
@@ -242,6 +249,10 @@ class RedisBackend(Backend):
             pipe.pexpire(self.keys.index(task_id), max(1, int(ttl * 1000)))
         pipe.execute()
 
+    def _dead_letter_args(self) -> tuple[int, str]:
+        """The dead-letter bounds (count cap, max age) of the scripts that bury tasks."""
+        return self.config.dead_letter_limit, repr(float(self.config.dead_letter_max_age))
+
     @staticmethod
     def _by_group(claims: Sequence[Claim]) -> dict[str, list[int]]:
         groups: dict[str, list[int]] = {}
@@ -347,8 +358,7 @@ class RedisBackend(Backend):
             max(0, int(limit)),
             repr(float(lease_seconds)),
             int(max_deliveries),
-            self.config.dead_letter_limit,
-            repr(float(self.config.dead_letter_max_age)),
+            *self._dead_letter_args(),
         )
         claims: list[Claim] = []
         for values in claimed:
@@ -375,7 +385,14 @@ class RedisBackend(Backend):
         )
         token = fields.get("tk", b"").decode("utf-8", "replace")
         self._group_call(
-            self._scripts.finish, group, task_id, token, "failed", "e", f"malformed record: {exc}"
+            self._scripts.finish,
+            group,
+            *self._dead_letter_args(),
+            task_id,
+            token,
+            "failed",
+            "e",
+            f"malformed record: {exc}",
         )
 
     @_translate_errors
@@ -397,53 +414,26 @@ class RedisBackend(Backend):
 
     @_translate_errors
     def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
-        # One script call per group (a worker's batch is almost always one group).
+        # One finish script call per group (a worker's batch is almost always one group).
         applied = [False] * len(writes)
-        finished: list[tuple[str, float]] = []
-        for group, indexes in self._by_group([w.claim for w in writes]).items():
-            args: list[Any] = []
-            for i in indexes:
-                write = writes[i]
-                task = write.claim.task
-                if write.action == "retry":
-                    state, field = "queued", repr(write.retry_due())
-                else:
-                    state, field = _FINISHED_STATE[write.action]
-                args += [task.id, write.claim.token, state, field, write.value]
+        by_group: dict[str, list[OutcomeChange]] = {}
+        for change in outcome_changes(writes):
+            by_group.setdefault(change.claim.task.group, []).append(change)
+        expiring: list[tuple[str, float]] = []
+        dead_age = self.config.dead_letter_max_age
+        for group, changes in by_group.items():
+            args: list[Any] = list(self._dead_letter_args())
+            for change in changes:
+                args += [change.claim.task.id, change.claim.token, *_finish_args(change)]
             answers = _text(self._group_call(self._scripts.finish, group, *args))
-            for i, answer in zip(indexes, answers):
-                applied[i] = answer == "1"
-                if applied[i] and writes[i].action != "retry":
-                    finished.append((writes[i].claim.task.id, writes[i].claim.task.ttl))
-        self._expire_index(finished)
+            for change, answer in zip(changes, answers):
+                applied[change.index] = answer == "1"
+                if applied[change.index] and change.due is None:
+                    ttl = change.claim.task.ttl
+                    dead = change.state is TaskState.DEAD
+                    expiring.append((change.claim.task.id, min(ttl, dead_age) if dead else ttl))
+        self._expire_index(expiring)
         return applied
-
-    def _write_one(self, write: OutcomeWrite) -> None:
-        if not self.record_outcomes([write])[0]:
-            raise LeaseLost(f"task {write.claim.task.id!r}: the claim's token is stale")
-
-    def complete(self, claim: Claim, result: bytes) -> None:
-        self._write_one(OutcomeWrite(claim, "complete", result))
-
-    def retry(self, claim: Claim, due: float, error: str) -> None:
-        self._write_one(OutcomeWrite(claim, "retry", error, due))
-
-    def fail(self, claim: Claim, error: str) -> None:
-        self._write_one(OutcomeWrite(claim, "fail", error))
-
-    def discard(self, claim: Claim, reason: str) -> None:
-        self._write_one(OutcomeWrite(claim, "discard", reason))
-
-    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
-        self._write_one(OutcomeWrite(claim, "acknowledge_cancel", reason))
-
-    @_translate_errors
-    def release(self, claims: Sequence[Claim]) -> None:
-        for group, indexes in self._by_group(claims).items():
-            args: list[Any] = []
-            for i in indexes:
-                args += [claims[i].task.id, claims[i].token]
-            self._group_call(self._scripts.release, group, *args)
 
     @_translate_errors
     def release_worker(self, worker_id: str) -> int:

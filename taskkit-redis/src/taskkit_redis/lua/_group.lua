@@ -111,3 +111,43 @@ end
 local function ttl_of(value)
   return tonumber(value) or 604800
 end
+
+-- Queue a RUNNING task again at ``due`` with ``error`` as its last error (retry, defer).
+-- ``f`` holds the record's {state, worker, queue member, token, ttl, retry count,
+-- deliveries}. A retry counts itself and starts a fresh attempt (deliveries 0); a defer
+-- keeps the retry count and takes back this claim's delivery.
+local function requeue(key, id, f, due, error, retried)
+  drop_lease(key, id, f[2])
+  if retried then
+    redis.call('HSET', key, 'st', 'queued', 'du', due, 'e', error, 'dl', '0',
+      'rc', tostring((tonumber(f[6]) or 0) + 1))
+  else
+    redis.call('HSET', key, 'st', 'queued', 'du', due, 'e', error,
+      'dl', tostring(math.max(0, (tonumber(f[7]) or 1) - 1)))
+  end
+  redis.call('ZADD', QUEUE, due, f[3])
+end
+
+-- Make a task a dead letter with ``reason``: finished, indexed by the time it died, and kept
+-- for its TTL or the dead-letter age, whichever is shorter. ``f`` as for ``finish``.
+local function bury(id, f, reason, now, ttl_seconds, dead_age)
+  finish(id, f, 'dead', 'e', reason, now, math.min(ttl_seconds, dead_age))
+  redis.call('ZADD', DEAD, fmt(now), id)
+end
+
+-- After a bury: dead letters are bounded by age and by count (the oldest go first).
+local function trim_dead(now, dead_age, dead_cap)
+  local cutoff = fmt(now - dead_age)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', DEAD, '-inf', cutoff)) do
+    if redis.call('HGET', record_key(id), 'st') == 'dead' then redis.call('DEL', record_key(id)) end
+  end
+  redis.call('ZREMRANGEBYSCORE', DEAD, '-inf', cutoff)
+  local excess = redis.call('ZCARD', DEAD) - dead_cap
+  if excess > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', DEAD, 0, excess - 1)) do
+      redis.call('DEL', record_key(id), notify_key(id))
+      if INDEX_PREFIX ~= '' then redis.call('DEL', INDEX_PREFIX .. id) end
+    end
+    redis.call('ZREMRANGEBYRANK', DEAD, 0, excess - 1)
+  end
+end

@@ -32,8 +32,7 @@ if first_lease[2] and tonumber(first_lease[2]) <= now then
     if f[1] ~= 'running' then
       redis.call('ZREM', LEASES, id)  -- stale entry (the record expired or was removed)
     elseif (tonumber(f[4]) or 0) >= max_deliveries then
-      finish(id, f, 'dead', 'e', 'worker lost', now, math.min(ttl_of(f[6]), dead_age))
-      redis.call('ZADD', DEAD, now_s, id)
+      bury(id, f, 'worker lost', now, ttl_of(f[6]), dead_age)
       dead[#dead + 1] = {id, redis.call('HGETALL', key)}
     else
       candidates[#candidates + 1] = {id, tonumber(f[5]) or 0, f[3] or '', 'lease', f[2]}
@@ -105,21 +104,6 @@ if first[2] then
 end
 if more_now then next_due = now end
 
-if #dead > 0 then
-  -- Dead letters are bounded by age and by count.
-  local cutoff = fmt(now - dead_age)
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', DEAD, '-inf', cutoff)) do
-    if redis.call('HGET', record_key(id), 'st') == 'dead' then redis.call('DEL', record_key(id)) end
-  end
-  redis.call('ZREMRANGEBYSCORE', DEAD, '-inf', cutoff)
-  local excess = redis.call('ZCARD', DEAD) - dead_cap
-  if excess > 0 then
-    for _, id in ipairs(redis.call('ZRANGE', DEAD, 0, excess - 1)) do
-      redis.call('DEL', record_key(id), notify_key(id))
-      if INDEX_PREFIX ~= '' then redis.call('DEL', INDEX_PREFIX .. id) end
-    end
-    redis.call('ZREMRANGEBYRANK', DEAD, 0, excess - 1)
-  end
-end
+if #dead > 0 then trim_dead(now, dead_age, dead_cap) end
 
 return {next_due and fmt(next_due) or '', claims, dead}

@@ -18,6 +18,7 @@ from .control import CancelTests as CancelTests
 from .control import ControlEventTests as ControlEventTests
 from .dead_letters import DeadLetterTests as DeadLetterTests
 from .dead_letters import RetryTests as RetryTests
+from .deferral import DeferralTests as DeferralTests
 from .enqueue import EnqueueTests as EnqueueTests
 from .fencing import FencingTests as FencingTests
 from .functions import FunctionTaskTests as FunctionTaskTests
@@ -42,6 +43,7 @@ class BackendTests(
     SchedulingTests,
     ControlEventTests,
     CancelTests,
+    DeferralTests,
     DeadLetterTests,
     RetryTests,
     WaitingTests,
