@@ -62,11 +62,15 @@ class OutcomeRecorder:
         give_up_after: float,
         stop_now: threading.Event,
         health: BackendHealth | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend = backend
         self._health = health or BackendHealth(log, backend.name)
         self._give_up_after = give_up_after
         self._stop_now = stop_now
+        # The clock of the give-up deadline; tests pass their own (with a stop_now whose
+        # waits move it) to check the back-off without waiting.
+        self._monotonic = monotonic
         self._queue: queue.SimpleQueue[PendingOutcome | None] = queue.SimpleQueue()
         self._writing = threading.Lock()  # held by whoever is writing a batch
         self._thread = threading.Thread(target=self._run, name="taskkit-recorder", daemon=True)
@@ -169,13 +173,13 @@ class OutcomeRecorder:
 
     def _write(self, batch: list[PendingOutcome]) -> list[bool]:
         writes = [pending.write for pending in batch]
-        give_up = time.monotonic() + self._give_up_after
+        give_up = self._monotonic() + self._give_up_after
         delay = 0.05
         while True:
             try:
                 applied = self._backend.record_outcomes(writes)
             except Exception as exc:
-                if time.monotonic() + delay > give_up or self._stop_now.is_set():
+                if self._monotonic() + delay > give_up or self._stop_now.is_set():
                     raise
                 if is_unavailable(exc):
                     self._health.failed(f"recording {len(writes)} outcome(s)", exc)
