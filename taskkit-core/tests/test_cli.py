@@ -198,6 +198,7 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_python_m_taskkit_finds_the_app_in_the_current_directory(project: Path) -> None:
     proc = run(project, "--app", "myapp:kit", "stats", "g")
     assert proc.returncode == 0, proc.stderr
@@ -206,6 +207,7 @@ def test_python_m_taskkit_finds_the_app_in_the_current_directory(project: Path) 
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_console_script_finds_the_app_in_the_current_directory(project: Path) -> None:
     script = Path(sys.executable).with_name("taskkit")
     if not script.exists():
@@ -222,6 +224,7 @@ def test_console_script_finds_the_app_in_the_current_directory(project: Path) ->
     assert proc.stdout.strip() == "g: 0 queued, 0 running"
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_with_distinct_exit_codes(project: Path) -> None:
     line = _one_line_error(run(project, "--app", "nosuchmod:kit", "stats", "g"), 2)
     assert "no module named 'nosuchmod'" in line
@@ -246,6 +249,7 @@ def test_errors_are_one_line_with_distinct_exit_codes(project: Path) -> None:
     assert "Traceback" in with_traceback.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_backend_is_one_line(project: Path) -> None:
     pytest.importorskip("taskkit_redis")
     proc = run(
@@ -334,6 +338,7 @@ def _ctrl_c(proc: subprocess.Popen[str], lines: _Lines) -> str:
     return lines.rest()
 
 
+@pytest.mark.slow
 def test_worker_runs_schedules_and_ctrl_c_stops_it_cleanly(
     project: Path, start_worker: object
 ) -> None:
@@ -347,6 +352,7 @@ def test_worker_runs_schedules_and_ctrl_c_stops_it_cleanly(
     assert "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_worker_waits_for_an_unreachable_backend_and_ctrl_c_stops_the_wait(
     project: Path, start_worker: object
 ) -> None:
@@ -364,6 +370,7 @@ def test_worker_waits_for_an_unreachable_backend_and_ctrl_c_stops_the_wait(
     assert len(err.strip().splitlines()) == 2, err  # one line on waiting, one on stopping
 
 
+@pytest.mark.slow
 def test_worker_starts_when_the_backend_comes_up(
     project: Path, start_worker: object, tmp_path: Path
 ) -> None:

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Every case starts a fresh interpreter.
+pytestmark = pytest.mark.slow
+
 FORWARDERS = [
     ("taskkit.impl.redis", "taskkit_redis", "taskkit-redis"),
     ("taskkit.impl.django", "taskkit_django", "taskkit-django"),

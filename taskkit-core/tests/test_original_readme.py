@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from taskkit import (
     RegularSchedule,
     ResultGetTimedOut,
@@ -40,6 +41,7 @@ def _schedule_entries() -> ScheduleEntriesCompatMapping:
     }
 
 
+@pytest.mark.slow
 def test_start_processes_initiate_and_get() -> None:
     kit = make_kit("memory://", Handler())
     processes = kit.start_processes(
@@ -61,6 +63,7 @@ def test_start_processes_initiate_and_get() -> None:
             assert not process.is_alive()
 
 
+@pytest.mark.slow
 def test_start_blocks_until_shutdown_with_schedule_entries() -> None:
     kit = make_kit("memory://", Handler())
     finished = threading.Event()

@@ -203,6 +203,7 @@ def test_days_31_with_weekdays_is_valid_because_either_matches() -> None:
     assert len(points(s, ts(2024, 2, 1), ts(2024, 3, 1))) == 4  # the Mondays of February
 
 
+@pytest.mark.slow
 def test_validation_does_not_rely_on_assert() -> None:
     """Under ``python -O`` (asserts stripped) bad values still raise ScheduleError."""
     code = (
