@@ -13,7 +13,8 @@ from .handlers import RecordingHandler
 NAN = float("nan")
 INF = float("inf")
 
-# Values each field refuses. Durations: finite seconds > 0 (grace_period: >= 0);
+# Values each field refuses. Durations: finite seconds > 0 (grace_period and
+# unknown_task_window: >= 0);
 # counts and sizes: ints (no bools, no floats).
 BAD: dict[str, list[Any]] = {
     "lease_seconds": [0, -1, NAN, INF, "30", True, None],
@@ -28,6 +29,8 @@ BAD: dict[str, list[Any]] = {
     "max_idle_wait": [0, -1, NAN, INF, "5", True, None],
     "control_interval": [0, -0.5, NAN, INF, "1", True, None],
     "prefetch": [-1, 1.5, True, "2"],
+    "unknown_task_window": [-1, NAN, INF, "3600", True, None],
+    "loop_block_warning": [0, -1, NAN, INF, "1", True, None],
 }
 
 # Edge values each field accepts.
@@ -44,6 +47,8 @@ GOOD: dict[str, list[Any]] = {
     "max_idle_wait": [0.001, 60],
     "control_interval": [0.01, 1, 2.5],
     "prefetch": [None, 0, 8],
+    "unknown_task_window": [0, 0.5, 3600.0],
+    "loop_block_warning": [0.01, 1, 30.0],
 }
 
 

@@ -32,9 +32,10 @@ class KitConfig:
 
     Every field is checked when the config is built; a bad value raises
     :class:`~taskkit.errors.ConfigurationError` naming the field. Durations are finite numbers
-    of seconds above 0 (``grace_period`` may be 0: hand running tasks back at once), counts
-    and sizes are ints (``max_deliveries`` and the sizes >= 1, ``max_error_size`` >= 64,
-    ``prefetch`` >= 0), and ``heartbeat_interval`` is below ``lease_seconds``.
+    of seconds above 0 (``grace_period`` may be 0: hand running tasks back at once; so may
+    ``unknown_task_window``), counts and sizes are ints (``max_deliveries`` and the sizes
+    >= 1, ``max_error_size`` >= 64, ``prefetch`` >= 0), and ``heartbeat_interval`` is below
+    ``lease_seconds``.
 
     :ivar lease_seconds: how long a claim is valid without renewal. A worker that stops
         renewing (killed, paused, cut off) loses its tasks to another worker after this.
@@ -61,6 +62,13 @@ class KitConfig:
         is stored (up to twice the prefetch per group), so outcomes are written in batches;
         a crash can then make up to ``threads + 2 * prefetch`` tasks of a group run again,
         instead of ``threads``.
+    :ivar unknown_task_window: seconds after its creation that a task no function or handler
+        of its worker knows becomes a dead letter ("unknown task: ..."); until then it is
+        handed back with a growing back-off (at most 30 s), its delivery uncounted, so a
+        worker deployed with the new code runs it. 0 buries such a task at once.
+    :ivar loop_block_warning: seconds an ``async`` task may run without awaiting (holding
+        the worker's event loop, e.g. ``time.sleep`` in ``async def``) before the worker logs
+        a warning naming it, once per task. Leases are renewed meanwhile all the same.
     """
 
     lease_seconds: float = 30.0
@@ -75,6 +83,8 @@ class KitConfig:
     max_idle_wait: float = 5.0
     control_interval: float = 1.0
     prefetch: int | None = None
+    unknown_task_window: float = 3600.0
+    loop_block_warning: float = 1.0
 
     def __post_init__(self) -> None:
         _seconds(self, "lease_seconds", minimum=0.0)
@@ -98,6 +108,8 @@ class KitConfig:
         _seconds(self, "control_interval", minimum=0.0)
         if self.prefetch is not None:
             _count(self, "prefetch", minimum=0, none_ok=True)
+        _seconds(self, "unknown_task_window", minimum=0.0, zero_ok=True)
+        _seconds(self, "loop_block_warning", minimum=0.0)
 
     @property
     def heartbeat(self) -> float:

@@ -8,44 +8,55 @@ dead letter (with the traceback).
 
 Threads of a worker:
 
-* per group, one **claimer** that keeps its N **executors** supplied: it claims for idle
-  executors at once and, while the group's tasks are short, keeps a small buffer of claimed
-  tasks ahead of them (prefetch), so executors do not wait on a claim's round trip; with
-  nothing claimable it blocks in ``backend.wait_for_work`` (no polling loop);
+* per group, one **claimer** that keeps the group's executors supplied (``_groups``): N
+  **executor** threads for a thread group, up to N coroutines on the event loop for an
+  async group;
+* one **event loop** thread (``_aio``), started only when a group is async or a thread
+  group's handler returns an awaitable;
 * one **recorder** that writes finished tasks' outcomes in batches (``_recorder``);
-* one **keeper** that renews leases every heartbeat, enforces time limits and cancellations,
-  and applies control events;
+* one **keeper** that renews leases every heartbeat, enforces time limits and cancellations
+  (for coroutines too: it cancels them through the loop), reports a coroutine that blocks
+  the loop, and applies control events;
 * one thread per **scheduler**.
 
-A handler's ``BaseException`` never kills an executor; a handler stuck past its time limit is
-failed, its thread replaced, and the process recycled (when it is a child process).
+A handler's ``BaseException`` never kills an executor (nor the loop); a handler stuck past
+its time limit is failed, its thread replaced (or its coroutine's slot), and the process
+recycled (when it is a child process).
+
+A task whose (group, name) nothing here knows (:class:`~taskkit.UnknownTask`) is deferred,
+not discarded, and buried once older than ``unknown_task_window`` (``_unknown``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import inspect
 import logging
 import os
-import queue
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
+from ._aio import CoroutineGuard, EventLoopThread, close_unawaited, runs_on_loop
+from ._async_hook import execute_awaiting
 from ._backend_clock import BackendClock
 from ._encoding import ResultNotEncodable, encode_result
-from ._health import RETRY_CAP, BackendHealth, is_unavailable, one_line
+from ._groups import LoopGroup, ThreadGroup
+from ._health import BackendHealth, is_unavailable, one_line
 from ._kitdata import KitData, KitParts
 from ._recorder import OutcomeRecorder, PendingOutcome
 from ._scheduler import Scheduler
-from ._task import Claim, LeaseStatus, OutcomeAction, OutcomeWrite
+from ._task import Claim, LeaseStatus, Outcome, OutcomeAction, OutcomeWrite
+from ._unknown import UnknownTasks
 from ._validation import truncate_text
 from .context import TaskContext, _set_current
 from .errors import (
@@ -53,6 +64,7 @@ from .errors import (
     PayloadTooLarge,
     TaskCancelled,
     TaskTimeout,
+    UnknownTask,
 )
 
 if TYPE_CHECKING:
@@ -110,11 +122,6 @@ def _describe(task: Task) -> str:
     return f"task {task.id} ({task.group}/{task.name}, attempt {task.retry_count + 1})"
 
 
-#: Automatic prefetch buffers tasks only while the group's tasks take less than this on
-#: average (seconds): a long task must not hold buffered tasks that an idle worker could run.
-PREFETCH_MAX_AVERAGE = 0.05
-
-
 @dataclass(frozen=True)
 class WorkerSpec:
     """What every worker process runs (picklable, sent to ``spawn`` children)."""
@@ -134,7 +141,14 @@ class _InFlight:
     context: TaskContext
     thread_id: int | None = None
     in_handler: bool = False
+    #: Set once the keeper interrupted it (one asynchronous exception, or one cancel).
     async_raised: bool = False
+    interrupted_with: type[BaseException] | None = None
+    #: Set while its awaitable runs on the loop (all along for an async group's task): the
+    #: keeper interrupts through it instead of raising in a thread.
+    guard: CoroutineGuard | None = None
+    #: Resolved on the loop once its outcome is settled (a coroutine awaits it, not blocks).
+    written: asyncio.Future[None] | None = None
     stuck: bool = False
     recording: bool = False  # its outcome is on the way to the backend
     #: ``time.monotonic()`` value at which the lease (as last known) expires.
@@ -142,195 +156,16 @@ class _InFlight:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+#: Why a claimed task does not start: the worker stops or its lease ran out (hand it back),
+#: or it was cancelled while it waited (acknowledge that).
+_Refusal = Literal["hand_back", "cancelled"]
+
+
 def _async_raise(thread_id: int, exc_type: type[BaseException] | None) -> None:
     """Raise ``exc_type`` in another thread at its next bytecode (None clears a pending one)."""
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type else None
     )
-
-
-class _GroupRunner:
-    """The claimer and executor threads of one group."""
-
-    def __init__(self, worker: Worker, group: str, threads: int) -> None:
-        self.worker = worker
-        self.group = group
-        self.size = threads
-        self.busy = 0  # executors running a task
-        self.unwritten = 0  # outcomes whose executor moved on before they were written
-        # Moving average of the group's task durations, in seconds. It starts at the
-        # prefetch threshold: no prefetch until tasks have shown that they are short.
-        self.average = PREFETCH_MAX_AVERAGE
-        self.cond = threading.Condition()
-        self.queue: queue.SimpleQueue[Claim | None] = queue.SimpleQueue()
-        self.stopped = threading.Event()  # this group only (a shutdown event for the group)
-        self.claimer: threading.Thread | None = None
-
-    def start(self) -> None:
-        for _ in range(self.size):
-            self.add_executor()
-        self.claimer = threading.Thread(
-            target=self._claim_loop, name=f"taskkit-claimer-{self.group}", daemon=True
-        )
-        self.claimer.start()
-
-    def add_executor(self) -> None:
-        threading.Thread(
-            target=self._execute_loop, name=f"taskkit-executor-{self.group}", daemon=True
-        ).start()
-
-    def replace_stuck_executor(self) -> None:
-        """A thread is stuck in a handler for good: give the pool a fresh one."""
-        with self.cond:
-            # The stuck thread still counts as busy; should it ever return, it simply
-            # serves on as one of the now ``size`` threads.
-            self.size += 1
-            self.cond.notify_all()
-        self.add_executor()
-
-    def _claiming(self) -> bool:
-        return not (self.worker.stopping.is_set() or self.stopped.is_set())
-
-    def _prefetch(self) -> int:
-        """How many claimed tasks may wait in the buffer beyond the executors' own."""
-        setting = self.worker.kit.config.prefetch
-        if setting is not None:
-            return setting
-        return self.size if self.average < PREFETCH_MAX_AVERAGE else 0
-
-    def take_unwritten_slot(self) -> bool:
-        """Whether an executor may go on before its outcome is written (and count it).
-
-        Allowed for up to twice the prefetch allowance: none for long tasks (prefetch off),
-        enough for short ones to batch their outcomes (measured: an allowance of one per
-        thread costs a quarter of a drain's throughput, two per thread nothing).
-        """
-        with self.cond:
-            if self.unwritten >= 2 * self._prefetch():
-                return False
-            self.unwritten += 1
-            return True
-
-    def is_lone(self) -> bool:
-        """Whether the caller's task is the group's only one running or waiting."""
-        return self.busy <= 1 and self.queue.qsize() == 0
-
-    def release_unwritten_slot(self) -> None:
-        with self.cond:
-            self.unwritten -= 1
-
-    def _wanted(self) -> int:
-        """Tasks to claim now (0: wait). Call with ``cond`` held."""
-        buffered = self.queue.qsize()
-        idle = self.size - self.busy
-        prefetch = self._prefetch()
-        room = idle + prefetch - buffered
-        # Claim at once for idle executors; refill the prefetch buffer once it is half empty,
-        # so claims come in batches rather than one per finished task.
-        if room > 0 and (buffered < idle or buffered <= prefetch // 2):
-            return room
-        return 0
-
-    def _claim_loop(self) -> None:
-        worker = self.worker
-        config = worker.kit.config
-        error_delay = 0.1
-        while self._claiming():
-            with self.cond:
-                wanted = self._wanted()
-                while wanted == 0 and self._claiming():
-                    self.cond.wait(1.0)
-                    wanted = self._wanted()
-            if not self._claiming():
-                break
-            if worker.is_paused(self.group):
-                worker.control_changed.wait(config.control_interval)
-                continue
-            try:
-                batch = worker.backend.claim(
-                    self.group,
-                    worker.worker_id,
-                    wanted,
-                    config.lease_seconds,
-                    config.max_deliveries,
-                )
-                for outcome in batch.dead_lettered:
-                    log.error(
-                        "task %s (%s/%s) became a dead letter: %s",
-                        outcome.task.id,
-                        outcome.task.group,
-                        outcome.task.name,
-                        outcome.error,
-                        extra=task_log_extra(outcome.task),
-                    )
-                    worker.kit.hook_caller.call(
-                        "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
-                    )
-                worker.health.succeeded()
-                if batch.claims:
-                    for claim in batch.claims:
-                        worker.track(claim)
-                        self.queue.put(claim)
-                    error_delay = 0.1
-                    continue
-                timeout = config.max_idle_wait
-                if batch.next_due is not None:
-                    timeout = min(timeout, batch.next_due - worker.backend_now())
-                # A floor keeps a due-but-unclaimable edge case from spinning.
-                worker.backend.wait_for_work(self.group, max(timeout, 0.001))
-                error_delay = 0.1
-            except Exception as exc:
-                if not self._claiming():
-                    # A stop closes what the claim or wait used: nothing went wrong.
-                    log.debug("claiming for group %r ended by the stop", self.group, exc_info=True)
-                    break
-                if is_unavailable(exc):
-                    # One line per outage and process (the worker's health), details at DEBUG;
-                    # retried at least every RETRY_CAP seconds, so work resumes soon after.
-                    worker.health.failed(f"claiming for group {self.group!r}", exc)
-                    cap = RETRY_CAP
-                else:
-                    log.warning(
-                        "claiming for group %r failed; retrying in %.1fs",
-                        self.group,
-                        error_delay,
-                        exc_info=True,
-                    )
-                    cap = 5.0
-                worker.stopping.wait(error_delay)
-                error_delay = min(error_delay * 2, cap)
-        # Hand back what was claimed but not started.
-        leftovers: list[Claim] = []
-        while True:
-            try:
-                queued = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if queued is not None:
-                leftovers.append(queued)
-        if leftovers:
-            worker.hand_back(leftovers)
-        for _ in range(self.size):
-            self.queue.put(None)
-
-    def _execute_loop(self) -> None:
-        while True:
-            claim = self.queue.get()
-            if claim is None:
-                return
-            with self.cond:
-                self.busy += 1
-                self.cond.notify_all()  # the buffer shrank: the claimer may refill it
-            started = time.monotonic()
-            try:
-                self.worker.execute(claim)
-            except BaseException:
-                log.exception("unexpected error around task %s", claim.task.id)
-            finally:
-                with self.cond:
-                    self.busy -= 1
-                    self.average += (time.monotonic() - started - self.average) * 0.2
-                    self.cond.notify_all()
 
 
 class Worker:
@@ -352,7 +187,13 @@ class Worker:
         self._inflight: dict[str, _InFlight] = {}
         self._inflight_lock = threading.Condition()
         self._clock = BackendClock(self.backend)  # measured as the worker starts
-        self._runners: dict[str, _GroupRunner] = {}
+        self._runners: dict[str, ThreadGroup] = {}
+        #: The groups whose tasks run as coroutines on the event loop.
+        self.async_groups = {g for g in spec.threads if runs_on_loop(self.handler, g)}
+        self._loop = EventLoopThread(beat_interval=min(0.1, kit.config.loop_block_warning / 4))
+        self._loop_reported_since: float | None = None  # the loop hold reported last
+        #: Verdicts on, and counts of, tasks nobody here knows (``unknown_tasks.deferred``).
+        self.unknown_tasks = UnknownTasks(kit.config.unknown_task_window)
         self._scheduler_stop = threading.Event()
         self._threads: list[threading.Thread] = []  # keeper and schedulers
         self._control_seq = 0
@@ -409,10 +250,21 @@ class Worker:
                 log.warning("%s", warning)
         groups = list(self.spec.threads)
         self.kit.hook_caller.call("taskkit_worker_started", worker_id=self.worker_id, groups=groups)
-        log.info("worker %s started: groups %s", self.worker_id, self.spec.threads or "none")
+        log.info(
+            "worker %s started: groups %s%s",
+            self.worker_id,
+            self.spec.threads or "none",
+            f" (async: {', '.join(sorted(self.async_groups))})" if self.async_groups else "",
+        )
         self._recorder.start()
+        if self.async_groups:
+            self._loop.start()
         for group, count in self.spec.threads.items():
-            runner = _GroupRunner(self, group, count)
+            runner = (
+                LoopGroup(self, group, count, self._loop)
+                if group in self.async_groups
+                else ThreadGroup(self, group, count)
+            )
             self._runners[group] = runner
             runner.start()
         keeper = threading.Thread(target=self._keeper_loop, name="taskkit-keeper", daemon=True)
@@ -427,7 +279,14 @@ class Worker:
         self._scheduler_stop.set()
         self._interrupt_waits()
         self._drain()
+        # What still runs on the loop was handed back (or is stuck): stop it there, so no
+        # coroutine works on for a task that now runs elsewhere (a thread cannot be stopped).
+        self._loop.cancel_all(timeout=1.0)
         self._recorder.close(timeout=self.kit.config.lease_seconds)
+        if not self._loop.stop(timeout=2.0):
+            log.warning(
+                "worker %s: the event loop did not stop (a coroutine blocks it)", self.worker_id
+            )
         self.kit.hook_caller.call("taskkit_worker_stopped", worker_id=self.worker_id)
         log.info("worker %s stopped", self.worker_id)
         return self.exit_code
@@ -535,64 +394,218 @@ class Worker:
     def is_paused(self, group: str) -> bool:
         return self._pause_all or group in self._paused
 
+    def report_dead_letters(self, outcomes: list[Outcome]) -> None:
+        """Log and announce the tasks a claim moved to dead letters."""
+        for outcome in outcomes:
+            log.error(
+                "task %s (%s/%s) became a dead letter: %s",
+                outcome.task.id,
+                outcome.task.group,
+                outcome.task.name,
+                outcome.error,
+                extra=task_log_extra(outcome.task),
+            )
+            self.kit.hook_caller.call(
+                "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
+            )
+
     # ------------------------------------------------------------------ execution
 
-    def execute(self, claim: Claim) -> None:
+    def _entry(self, claim: Claim) -> _InFlight | None:
         with self._inflight_lock:
-            entry = self._inflight.get(claim.token)
-        if entry is None:  # handed back or failed by the keeper before it started
-            return
-        task = claim.task
+            return self._inflight.get(claim.token)
+
+    def _handed_back(self, entry: _InFlight) -> bool:
+        with self._inflight_lock:
+            return entry.claim.token not in self._inflight
+
+    def _refusal(self, entry: _InFlight) -> _Refusal | None:
+        """Why the claimed task must not start now, or None: it may."""
         if self.stopping.is_set():
-            # Shutting down: do not start new work, hand it back instead.
-            self.hand_back([claim])
-            return
+            return "hand_back"  # shutting down: do not start new work
         if entry.context.cancelled:
-            # Cancelled while it waited in the prefetch buffer: never start it.
-            self._finish(entry, "acknowledge_cancel", "cancelled")
-            return
+            return "cancelled"  # cancelled while it waited in the prefetch buffer
         if time.monotonic() >= entry.lease_deadline:
             # Its lease ran out while it waited (the process was paused, or the keeper could
             # not renew): another worker may own it now. Release it (a no-op if so).
-            log.info("task %s: lease expired before it started; handing it back", task.id)
-            self.hand_back([claim])
-            return
+            log.info(
+                "task %s: lease expired before it started; handing it back", entry.claim.task.id
+            )
+            return "hand_back"
+        return None
+
+    def _begin(self, entry: _InFlight) -> float | None:
+        """Start the task's clock and context, and announce it; returns its time limit."""
+        task = entry.claim.task
         timeout = task.timeout or self.kit.config.default_timeout
         if timeout is not None:
             entry.context.deadline = time.monotonic() + timeout
-        entry.thread_id = threading.get_ident()
         _set_current(entry.context)
         self.kit.hook_caller.call("taskkit_task_started", task=task, worker_id=self.worker_id)
+        return timeout
+
+    def execute(self, claim: Claim) -> None:
+        """Run one claimed task on this (executor) thread and record its outcome."""
+        entry = self._entry(claim)
+        if entry is None:  # handed back or failed by the keeper before it started
+            return
+        refusal = self._refusal(entry)
+        if refusal == "hand_back":
+            self.hand_back([claim])
+            return
+        if refusal == "cancelled":
+            self._finish(entry, "acknowledge_cancel", "cancelled")
+            return
+        task = claim.task
+        entry.thread_id = threading.get_ident()
+        timeout = self._begin(entry)
         started = time.monotonic()
         try:
             with entry.lock:
                 entry.in_handler = True
             try:
                 value = self.kit.hook_caller.hook.taskkit_execute_task(
-                    task=task, call=lambda: self.handler.handle(task)
+                    task=task, call=lambda: self._call_handler(entry)
                 )
             finally:
                 with entry.lock:
                     entry.in_handler = False
-                    if entry.async_raised:
+                    if entry.async_raised and entry.thread_id is not None:
                         _async_raise(entry.thread_id, None)
-        except TaskCancelled:
-            self._log_outcome(logging.INFO, task, started, "cancelled")
-            self._finish(entry, "acknowledge_cancel", "cancelled")
-        except TaskTimeout:
-            message = f"timed out after {timeout}s"
-            self._log_outcome(logging.ERROR, task, started, "failed", f": {message}")
-            self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message))
-        except DiscardTask as exc:
-            reason = str(exc) or "discarded by the handler"
-            self._log_outcome(logging.INFO, task, started, "discarded", f": {reason}")
-            self._finish(entry, "discard", reason, hook=self._discarded_hook(task, reason))
         except BaseException as exc:
-            self._on_failure(entry, exc, started)
+            self._on_error(entry, exc, started, timeout)
         else:
             self._on_success(entry, value, time.monotonic() - started)
         finally:
             _set_current(None)
+
+    def _call_handler(self, entry: _InFlight) -> Any:
+        """The handler's value; an awaitable one (an async task in a thread group) runs on
+        the event loop while this thread waits for it."""
+        value = self.handler.handle(entry.claim.task)
+        if inspect.isawaitable(value):
+            return self._await_on_loop(entry, value)
+        return value
+
+    def _await_on_loop(self, entry: _InFlight, awaitable: Awaitable[Any]) -> Any:
+        self._loop.start()
+        guard = CoroutineGuard(self._loop, entry.claim.task)
+        with entry.lock:
+            if entry.interrupted_with is not None:
+                # Interrupted on the way here: its exception is pending in this thread.
+                close_unawaited(awaitable)
+                raise entry.interrupted_with(entry.claim.task.id)
+            entry.guard = guard
+        try:
+            return self._loop.run_and_wait(guard.run(awaitable), guard)
+        finally:
+            with entry.lock:
+                entry.guard = None
+
+    async def execute_on_loop(self, claim: Claim) -> None:
+        """Run one claimed task of an async group as a coroutine on the loop and record its
+        outcome; waits for the write without blocking the loop."""
+        entry = self._entry(claim)
+        if entry is None:
+            return
+        refusal = self._refusal(entry)
+        if refusal == "hand_back":
+            await asyncio.to_thread(self.hand_back, [claim])  # a backend call: not on the loop
+            return
+        task = claim.task
+        if refusal is None:
+            guard = CoroutineGuard(self._loop, task)
+            with entry.lock:
+                entry.guard = guard
+            with self._loop.owned_by(guard):
+                timeout = self._begin(entry)
+                started = time.monotonic()
+                try:
+                    with entry.lock:
+                        entry.in_handler = True
+                    try:
+                        value = await execute_awaiting(
+                            self.kit.hook_caller.hook.taskkit_execute_task,
+                            {"task": task, "call": lambda: self.handler.handle(task)},
+                            guard.run,
+                        )
+                    finally:
+                        with entry.lock:
+                            entry.in_handler = False
+                except BaseException as exc:
+                    self._on_error(entry, exc, started, timeout)
+                else:
+                    self._on_success(entry, value, time.monotonic() - started)
+        else:
+            self._finish(entry, "acknowledge_cancel", "cancelled")
+        if entry.written is not None:
+            await entry.written
+
+    def _on_error(
+        self, entry: _InFlight, exc: BaseException, started: float, timeout: float | None
+    ) -> None:
+        """Record what a handler's exception makes of its task."""
+        task = entry.claim.task
+        if self._handed_back(entry):
+            self._log_given_up(task, one_line(exc))
+            return
+        if isinstance(exc, TaskCancelled):
+            self._log_outcome(logging.INFO, task, started, "cancelled")
+            self._finish(entry, "acknowledge_cancel", "cancelled")
+        elif isinstance(exc, TaskTimeout):
+            message = f"timed out after {timeout}s"
+            self._log_outcome(logging.ERROR, task, started, "failed", f": {message}")
+            self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message))
+        elif isinstance(exc, UnknownTask):
+            self._on_unknown(entry, started)
+        elif isinstance(exc, DiscardTask):
+            reason = str(exc) or "discarded by the handler"
+            self._log_outcome(logging.INFO, task, started, "discarded", f": {reason}")
+            self._finish(entry, "discard", reason, hook=self._discarded_hook(task, reason))
+        else:
+            self._on_failure(entry, exc, started)
+
+    def _on_unknown(self, entry: _InFlight, started: float) -> None:
+        """Nothing here knows the task: hold it back for a worker that does, or bury it once
+        it is older than the window (see ``_unknown``)."""
+        task = entry.claim.task
+        verdict = self.unknown_tasks.verdict(task, self.backend_now())
+        if verdict.action == "bury":
+            self._log_outcome(
+                logging.ERROR, task, started, "became a dead letter", f": {verdict.reason}"
+            )
+            reason = verdict.reason
+
+            def buried() -> None:
+                self.unknown_tasks.count("bury")
+                self.kit.hook_caller.call("taskkit_task_dead_lettered", task=task, reason=reason)
+
+            self._finish(entry, "bury", reason, hook=buried)
+            return
+        level = logging.WARNING if verdict.first else logging.DEBUG
+        if log.isEnabledFor(level):
+            window = self.unknown_tasks.window
+            log.log(
+                level,
+                "%s: no function or handler of worker %s knows %s/%s; handed back until a "
+                "worker that does runs it (again in %.1fs; a dead letter %.0fs after it was "
+                "initiated)%s",
+                _describe(task),
+                self.worker_id,
+                task.group,
+                task.name,
+                (verdict.due or 0.0) - self.backend_now(),
+                window,
+                "; further ones of this name are logged at DEBUG" if verdict.first else "",
+                extra=task_log_extra(task, time.monotonic() - started),
+            )
+        self._finish(
+            entry,
+            "defer",
+            verdict.reason,
+            due=verdict.due,
+            hook=lambda: self.unknown_tasks.count("defer"),
+        )
 
     def _log_outcome(
         self,
@@ -620,8 +633,16 @@ class Worker:
             extra=task_log_extra(task, duration),
         )
 
+    def _log_given_up(self, task: Task, how: str) -> None:
+        # Handed back at a stop (its coroutine cancelled), or failed as stuck: nothing of it
+        # is recorded any more.
+        log.debug("%s ended (%s) after the worker gave it up", _describe(task), how)
+
     def _on_success(self, entry: _InFlight, value: Any, duration: float) -> None:
         task = entry.claim.task
+        if self._handed_back(entry):
+            self._log_given_up(task, "returned")
+            return
         started = time.monotonic() - duration
         try:
             encoded = encode_result(self.handler, task, value, self.kit.config.max_result_size)
@@ -722,32 +743,47 @@ class Worker:
         """Hand the task's outcome to the recorder (``now``: write it on this thread).
 
         The task stays in flight until the outcome is written. Nothing happens for a task the
-        keeper already failed as stuck: its thread's late outcome must not overwrite that.
+        keeper already failed as stuck (its thread's late outcome must not overwrite that),
+        nor for one handed back at a stop (it runs elsewhere now).
 
         The executor moves on before its outcome is written only while its group has fewer
-        unwritten outcomes than twice its prefetch allowance; otherwise it waits. So a group
-        holds at most ``threads + 2 * prefetch`` tasks that ran (or run) without a stored
-        outcome: the most a crash can make run twice (prefetched tasks not yet started never
-        run twice: see ``execute``).
+        unwritten outcomes than twice its prefetch allowance; otherwise it waits. So a thread
+        group holds at most ``threads + 2 * prefetch`` tasks that ran (or run) without a
+        stored outcome: the most a crash can make run twice (prefetched tasks not yet started
+        never run twice: see ``execute``). On the event loop nothing waits: the outcome goes
+        to the recorder thread and the coroutine awaits ``entry.written``, keeping its slot
+        until then, so an async group of concurrency N holds at most N such tasks.
         """
         with entry.lock:
             if entry.stuck or entry.recording:
                 return
             entry.recording = True
         claim = entry.claim
+        if self._handed_back(entry):
+            return
         runner = self._runners.get(claim.task.group)
-        move_on = runner is not None and not now and runner.take_unwritten_slot()
+        on_loop = not now and self._loop.is_current_thread()
+        move_on = runner is not None and not now and not on_loop and runner.take_unwritten_slot()
+        written: asyncio.Future[None] | None = None
+        if on_loop:
+            written = entry.written = asyncio.get_running_loop().create_future()
 
         def settled() -> None:
             self._untrack(claim)
             if move_on:
                 runner.release_unwritten_slot()  # type: ignore[union-attr]
+            if written is not None:
+                self._loop.resolve(written)
 
         pending = PendingOutcome(
             OutcomeWrite(claim, action, value, due), on_applied=hook, on_settled=settled
         )
         if now:
             self._recorder.write_now(pending)
+        elif on_loop:
+            # The recorder thread writes it (a backend call must not block the loop); with
+            # other outcomes queued it joins their batch.
+            self._recorder.submit(pending, inline=False, wait=False)
         else:
             # A lone task writes its own outcome at once (latency); with other tasks running
             # or waiting, the recorder thread batches it (throughput).
@@ -765,6 +801,7 @@ class Worker:
                 return
             try:
                 self._enforce_limits()
+                self._watch_loop()
                 if time.monotonic() >= next_renewal:
                     next_renewal = time.monotonic() + config.heartbeat
                     self._renew()
@@ -801,8 +838,17 @@ class Worker:
 
     def _interrupt(self, entry: _InFlight, exc_type: type[BaseException]) -> None:
         with entry.lock:
-            if entry.in_handler and entry.thread_id is not None and not entry.async_raised:
+            if entry.async_raised:
+                return
+            if entry.guard is not None:
+                # Its awaitable runs on the loop: cancel it there (its thread, if it has one,
+                # only waits for it).
                 entry.async_raised = True
+                entry.interrupted_with = exc_type
+                entry.guard.interrupt(exc_type)
+            elif entry.in_handler and entry.thread_id is not None:
+                entry.async_raised = True
+                entry.interrupted_with = exc_type
                 _async_raise(entry.thread_id, exc_type)
 
     def _enforce_limits(self) -> None:
@@ -821,12 +867,44 @@ class Worker:
             elif now > deadline + grace:
                 self._declare_stuck(entry)
 
+    def _watch_loop(self) -> None:
+        """Report, once, a coroutine that holds the event loop past ``loop_block_warning``.
+
+        Nothing of the worker's own upkeep waits for the loop (this keeper renews leases on
+        its own thread); the loop's other coroutines do, which is what the warning is for.
+        """
+        hold = self._loop.held()
+        if hold is None or hold.seconds < self.kit.config.loop_block_warning:
+            return
+        if hold.owner is not None:
+            if hold.owner.reported:
+                return
+            hold.owner.reported = True
+            task = hold.owner.task
+            log.warning(
+                "%s has held the event loop for %.1fs without awaiting (a blocking call in "
+                "async code?): the other coroutines of worker %s wait meanwhile",
+                _describe(task),
+                hold.seconds,
+                self.worker_id,
+                extra=task_log_extra(task),
+            )
+        elif self._loop_reported_since != hold.since:
+            self._loop_reported_since = hold.since
+            log.warning(
+                "worker %s: the event loop has been held for %.1fs outside any task",
+                self.worker_id,
+                hold.seconds,
+            )
+
     def _declare_stuck(self, entry: _InFlight) -> None:
         task = entry.claim.task
-        message = (
-            f"timed out after {task.timeout or self.kit.config.default_timeout}s; the handler did "
-            "not stop (blocked outside Python?)"
+        cause = (
+            "the coroutine did not stop (it ignores cancellation, or blocks the event loop?)"
+            if entry.guard is not None
+            else "the handler did not stop (blocked outside Python?)"
         )
+        message = f"timed out after {task.timeout or self.kit.config.default_timeout}s; {cause}"
         log.error("task %s: %s", task.id, message, extra=task_log_extra(task))
         self._finish(entry, "fail", message, hook=self._failed_hook(task, None, message), now=True)
         entry.stuck = True
@@ -836,7 +914,7 @@ class Worker:
         if runner is not None:
             runner.replace_stuck_executor()
         if self.in_child and not self.stopping.is_set():
-            log.error("worker %s: recycling the process to shed a stuck thread", self.worker_id)
+            log.error("worker %s: recycling the process to shed a stuck task", self.worker_id)
             self.exit_code = EXIT_RECYCLE
             self.request_stop()
 

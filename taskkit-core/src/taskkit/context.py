@@ -1,9 +1,16 @@
-"""The running task's context, for cooperative cancellation and time limits."""
+"""The running task's context, for cooperative cancellation and time limits.
+
+The context lives in a :class:`contextvars.ContextVar`, not a thread-local: an executor
+thread sets it for the task it runs, and every asyncio task on the worker's event loop has
+a context of its own, so :func:`current_task` names the right task in coroutines too
+(hundreds of them share the loop's one thread).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from ._task import Task
@@ -11,7 +18,7 @@ from .errors import TaskCancelled, TaskTimeout
 
 __all__ = ["TaskContext", "current_task"]
 
-_local = threading.local()
+_current: ContextVar[TaskContext | None] = ContextVar("taskkit_current_task", default=None)
 
 
 @dataclass
@@ -52,9 +59,11 @@ class TaskContext:
 
 
 def current_task() -> TaskContext | None:
-    """The context of the task this thread is running, or None outside a handler."""
-    return getattr(_local, "context", None)
+    """The context of the task this thread (or this asyncio task) is running, or None
+    outside a handler. A coroutine the handler starts with ``asyncio.create_task`` inherits
+    it, as it inherits every context variable."""
+    return _current.get()
 
 
 def _set_current(context: TaskContext | None) -> None:
-    _local.context = context
+    _current.set(context)
