@@ -5,12 +5,13 @@ and ``release`` that the base class derives from ``record_outcomes``."""
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import pytest
 from taskkit import Backend, Claim, FakeClock, LeaseLost, MemoryBackend, OutcomeWrite, Task
 from taskkit import TaskState as S
-from taskkit.backend import OUTCOME_STATES, RELEASE_REASON, earliest, outcome_changes
+from taskkit.backend import OUTCOME_STATES, RELEASE_REASON, Notifier, earliest, outcome_changes
 
 
 def test_earliest_ignores_unknown_times() -> None:
@@ -189,3 +190,63 @@ def test_release_defers_every_claim_to_now_in_one_batch() -> None:
     assert states == {"t0": S.QUEUED, "t1": S.SUCCEEDED, "t2": S.QUEUED}
     backend.release([])
     assert len(backend.batches) == 1, "release([]) wrote an empty batch"
+
+
+# ---------------------------------------------------------------------- claim order, Notifier
+
+
+def test_claim_order_is_due_time_then_creation_then_id() -> None:
+    tasks = [
+        Task("b", "g", "n", b"", due=2.0, created=1.0),
+        Task("c", "g", "n", b"", due=1.0, created=5.0),
+        Task("a", "g", "n", b"", due=2.0, created=1.0),
+        Task("d", "g", "n", b"", due=1.0, created=3.0),
+    ]
+    assert [t.id for t in Backend._claim_order(tasks)] == ["d", "c", "a", "b"]
+
+
+def _waiting(notifier: Notifier, key: str, timeout: float = 30.0) -> threading.Thread:
+    """A thread blocked in ``notifier.wait(key, ...)`` since the key's current version."""
+    seen = notifier.version(key)
+    thread = threading.Thread(target=notifier.wait, args=(key, seen, timeout), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_notify_ends_the_waits_on_its_key_only() -> None:
+    notifier = Notifier()
+    on_a, on_b = _waiting(notifier, "a"), _waiting(notifier, "b")
+    notifier.notify("a")
+    on_a.join(10)
+    assert not on_a.is_alive(), "the wait on 'a' missed its notification"
+    assert on_b.is_alive(), "a notification of 'a' ended the wait on 'b'"
+    notifier.notify("b")
+    on_b.join(10)
+    assert not on_b.is_alive()
+
+
+def test_a_notify_between_reading_the_version_and_waiting_is_not_lost() -> None:
+    notifier = Notifier()
+    seen = notifier.version("k")
+    notifier.notify("k")
+    late = threading.Thread(target=notifier.wait, args=("k", seen, 30.0), daemon=True)
+    late.start()
+    late.join(10)
+    assert not late.is_alive()
+
+
+def test_wake_all_ends_every_wait_in_progress() -> None:
+    notifier = Notifier()
+    waiters = [_waiting(notifier, key) for key in ("a", "b", "c")]
+    notifier.wake_all()
+    for waiter in waiters:
+        waiter.join(10)
+    assert [w.is_alive() for w in waiters] == [False, False, False]
+    assert notifier.version("a") == 0, "a wake-up is not a notification"
+
+
+def test_a_wait_ends_at_its_timeout() -> None:
+    notifier = Notifier()
+    waiter = _waiting(notifier, "k", timeout=0.05)
+    waiter.join(10)
+    assert not waiter.is_alive()

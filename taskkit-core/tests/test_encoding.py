@@ -1,4 +1,5 @@
-"""Data and results that a serializer cannot encode, and task ids: typed errors, nothing written."""
+"""Data and results that a serializer cannot encode: ``InvalidTask`` before anything is
+written, or a failed task whose message names the encoder."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import decimal
 from typing import Any, ClassVar
 
 import pytest
-from taskkit import Failed, InvalidTask, Kit, MemoryBackend, Task, TaskState
-from taskkit.serializers import JSONSerializer
+from taskkit import (
+    ConfigurationError,
+    Failed,
+    InvalidTask,
+    Kit,
+    MemoryBackend,
+    PayloadTooLarge,
+    Task,
+    TaskHandler,
+)
+from taskkit._encoding import ResultNotEncodable, describe_encoder, encode_data, encode_result
 
 from .conftest import wait_until
 from .handlers import RecordingHandler
@@ -106,11 +116,6 @@ def test_a_custom_encode_data_is_named_in_the_error(backend: MemoryBackend) -> N
     assert backend.tasks() == []
 
 
-def test_json_serializer_refuses_nan() -> None:
-    with pytest.raises(ValueError, match="JSON"):
-        JSONSerializer().dumps({"x": float("nan")})
-
-
 def test_a_result_the_serializer_cannot_encode_fails_the_task(running: Kit) -> None:
     # NaN used to be stored as the non-standard JSON token ``NaN``.
     for name in ("nan", "a_set", "unencodable"):
@@ -120,54 +125,6 @@ def test_a_result_the_serializer_cannot_encode_fails_the_task(running: Kit) -> N
         assert "result could not be encoded" in info.value.message, info.value.message
 
 
-@pytest.mark.parametrize(
-    "task_id",
-    ["a\nb", "", " x", "x ", "a  b", "a:b", "{g}", "x*", "é", "t" * 129, "tab\there"],
-)
-def test_bad_task_ids_are_refused_and_nothing_is_written(
-    kit: Kit, backend: MemoryBackend, task_id: str
-) -> None:
-    with pytest.raises(InvalidTask, match="task id"):
-        kit.initiate_task("g", "double", 1, task_id=task_id)
-    with pytest.raises(InvalidTask, match="task id"):
-        kit.initiate_tasks({"group": "g", "name": "double", "data": 1, "task_id": task_id})
-    assert backend.tasks() == []
-
-
-def test_a_non_string_task_id_is_refused(kit: Kit, backend: MemoryBackend) -> None:
-    with pytest.raises(InvalidTask, match="task id must be a str"):
-        kit.initiate_task("g", "double", 1, task_id=42)  # type: ignore[arg-type]
-    assert backend.tasks() == []
-
-
-def test_a_prebuilt_task_with_a_bad_id_is_refused(kit: Kit, backend: MemoryBackend) -> None:
-    good = kit.make_task("g", "double", 1)
-    bad = good.evolve(id="a\nb")
-    with pytest.raises(InvalidTask, match="item 1: task id"):
-        kit.initiate_tasks(good, bad)
-    assert backend.tasks() == []
-
-
-@pytest.mark.parametrize(
-    "task_id",
-    [
-        "welcome-ada",
-        "order-42",
-        "0f8fa0f5c7e44f4c9b1f1c8a0e0d6b3a",
-        "0f8fa0f5-c7e4-4f4c-9b1f-1c8a0e0d6b3a",
-        "user 17 welcome",
-        "t" * 128,
-    ],
-)
-def test_uuid_and_readable_task_ids_are_accepted(
-    kit: Kit, backend: MemoryBackend, task_id: str
-) -> None:
-    result = kit.initiate_task("g", "double", 1, task_id=task_id)
-    assert result.task_id == task_id
-    [task] = backend.tasks(state=TaskState.QUEUED)
-    assert isinstance(task, Task) and task.id == task_id
-
-
 def test_a_nan_result_fails_even_when_the_worker_is_busy(running: Kit) -> None:
     # Several at once: the batched outcome path, not only the lone-task one.
     results = [running.initiate_task("g", "nan", None) for _ in range(5)]
@@ -175,3 +132,53 @@ def test_a_nan_result_fails_even_when_the_worker_is_busy(running: Kit) -> None:
         wait_until(result.ready, timeout=10)
         with pytest.raises(Failed, match="result could not be encoded"):
             result.get(0)
+
+
+# --------------------------------------------------------------------------- the functions
+
+
+def _task() -> Task:
+    return Task("t", "g", "n", b"null", 0.0, 0.0)
+
+
+class CustomCodec(TaskHandler):
+    def encode_result(self, task: Task, result: Any) -> bytes:
+        return result  # type: ignore[no-any-return]
+
+
+def test_the_encoder_is_the_serializer_unless_the_handler_overrides_the_method() -> None:
+    assert describe_encoder(TaskHandler(), "encode_data") == "the 'json' serializer"
+    assert describe_encoder(CustomCodec(), "encode_data") == "the 'json' serializer"
+    assert describe_encoder(CustomCodec(), "encode_result") == "CustomCodec.encode_result"
+
+
+def test_encode_data_chains_the_serializers_error_and_lets_taskkits_own_through() -> None:
+    with pytest.raises(
+        InvalidTask,
+        match=r"'g'/'n' cannot be encoded by the 'json' serializer: "
+        r"TypeError",
+    ) as caught:
+        encode_data(TaskHandler(), "g", "n", {1})
+    assert isinstance(caught.value.__cause__, TypeError)
+
+    class Pickled(TaskHandler):
+        serializer = "pickle"
+
+    # A registered part that cannot be built is a configuration error, not bad data.
+    with pytest.raises(ConfigurationError, match="HMAC key"):
+        encode_data(Pickled(), "g", "n", 1)
+
+
+def test_a_result_is_capped_at_the_limit() -> None:
+    handler = TaskHandler()
+    assert encode_result(handler, _task(), "x" * 8, limit=10) == b'"xxxxxxxx"'
+    with pytest.raises(PayloadTooLarge) as caught:
+        encode_result(handler, _task(), "x" * 9, limit=10)
+    assert (caught.value.what, caught.value.size, caught.value.limit) == ("result", 11, 10)
+
+
+def test_a_result_the_encoder_refuses_names_the_encoder() -> None:
+    with pytest.raises(ResultNotEncodable, match="by the 'json' serializer: ValueError"):
+        encode_result(TaskHandler(), _task(), float("nan"), limit=100)
+    with pytest.raises(ResultNotEncodable, match=r"CustomCodec\.encode_result returned str"):
+        encode_result(CustomCodec(), _task(), "text", limit=100)

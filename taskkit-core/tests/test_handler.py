@@ -1,8 +1,9 @@
-"""The default retry is bounded, and "retry only these exceptions" is one line (issue 11,
-defect 3).
+"""``TaskHandler``: its default encoding, its default retry (bounded, and "retry only these
+exceptions" in one line: issue 11, defect 3), and 0.2's overridden ``get_retry_interval``.
 
-Before: a handler that did not override ``get_retry_interval`` retried every exception 20
-times with delays up to an hour, and nothing narrowed which exceptions were retried.
+Before issue 11: a handler that did not override ``get_retry_interval`` retried every
+exception 20 times with delays up to an hour, and nothing narrowed which exceptions were
+retried.
 """
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ import time
 from typing import Any
 
 import pytest
-from taskkit import ExponentialBackoff, Failed, Kit, MemoryBackend, NoRetry, Task, TaskHandler
-from taskkit.retry import is_retryable
+from taskkit import (
+    ConfigurationError,
+    ExponentialBackoff,
+    Failed,
+    Kit,
+    MemoryBackend,
+    Task,
+    TaskHandler,
+)
 
 
 def task(retry_count: int = 0) -> Task:
@@ -42,15 +50,9 @@ class OldStyle(Plain):
         return 0.01 if task.retry_count < 3 else None
 
 
-def test_the_default_gives_up_within_minutes() -> None:
-    policy = ExponentialBackoff()
-    delays = [policy.next_interval(task(n), KeyError()) for n in range(10)]
-    taken = [d for d in delays if d is not None]
-    assert len(taken) == 5 and delays[5:] == [None] * 5  # five retries, then it fails
-    assert all(d > 0 for d in taken)
-    assert sum(taken) <= 160  # about 2.5 minutes at most (the old default: hours)
-    # The handler's default policy is that one.
-    assert Plain().get_retry_interval(task(5), KeyError()) is None
+def test_the_default_policy_is_the_bounded_exponential_back_off() -> None:
+    assert TaskHandler.retry_policy == ExponentialBackoff()
+    assert Plain().get_retry_interval(task(5), KeyError()) is None  # five retries, then none
     assert Plain().get_retry_interval(task(4), KeyError()) is not None
 
 
@@ -63,23 +65,49 @@ def test_retry_on_is_one_line_on_the_handler() -> None:
     assert unless.get_retry_interval(task(), ValueError()) is not None
 
 
-def test_retry_on_is_a_field_of_the_policy() -> None:
-    policy = ExponentialBackoff(retry_on=(ConnectionError, TimeoutError), retry_unless=())
-    assert policy.next_interval(task(), KeyError()) is None
-    assert policy.next_interval(task(), TimeoutError()) is not None
-    single = ExponentialBackoff(retry_on=OSError, retry_unless=FileNotFoundError)
-    assert single.retry_on == (OSError,) and single.retry_unless == (FileNotFoundError,)
-    assert single.next_interval(task(), FileNotFoundError()) is None
-    assert single.next_interval(task(), PermissionError()) is not None
-    assert is_retryable(KeyError(), (LookupError,), (IndexError,))
-    assert not is_retryable(IndexError(), (LookupError,), (IndexError,))
-    assert NoRetry().next_interval(task(), KeyError()) is None
+def test_a_bad_retry_on_on_the_handler_is_a_type_error_naming_it() -> None:
+    class Typo(Plain):
+        retry_on = "ConnectionError"  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match=r"TaskHandler\.retry_on"):
+        Typo().get_retry_interval(task(), ConnectionError())
 
 
-@pytest.mark.parametrize("bad", ["ConnectionError", (ConnectionError, 3), int])
-def test_bad_retry_on_is_refused(bad: Any) -> None:
-    with pytest.raises(TypeError, match="retry_on"):
-        ExponentialBackoff(retry_on=bad)
+def test_a_retry_policy_named_on_the_handler_comes_from_the_registry() -> None:
+    class Once(TaskHandler):
+        retry_policy = "none"
+
+    assert Once().get_retry_interval(task(), ValueError()) is None
+    assert TaskHandler().get_retry_interval(task(), ValueError()) is not None
+
+
+def test_data_and_results_are_compact_json_by_default() -> None:
+    handler = TaskHandler()
+    encoded = handler.encode_data("g", "n", {"x": [1, "é"]})
+    assert encoded == '{"x":[1,"é"]}'.encode()
+    assert handler.decode_data(Task("id", "g", "n", encoded, 0.0, 0.0)) == {"x": [1, "é"]}
+    assert handler.decode_result(task(), handler.encode_result(task(), [None])) == [None]
+
+
+def test_a_serializer_named_on_the_handler_encodes_its_data() -> None:
+    pytest.importorskip("msgpack", reason="msgpack is an optional extra")
+
+    class Packed(TaskHandler):
+        serializer = "msgpack"
+
+    encoded = Packed().encode_data("g", "n", {"a": 1})
+    assert encoded != b'{"a":1}' and Packed().decode_result(task(), encoded) == {"a": 1}
+
+
+def test_naming_pickle_on_a_handler_says_what_to_pass_and_stores_nothing() -> None:
+    class Pickled(TaskHandler):
+        serializer = "pickle"
+
+    kit = Kit(MemoryBackend(), Pickled())
+    with pytest.raises(ConfigurationError, match="HMAC key") as caught:
+        kit.initiate_task("g", "n", {"x": 1})
+    assert "key=" in str(caught.value)
+    assert kit.backend.stats("g").queued == 0, "a refused task was stored"
 
 
 def _runs(handler: TaskHandler) -> tuple[int, str]:

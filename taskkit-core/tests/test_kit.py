@@ -1,19 +1,27 @@
-"""The producer API: initiate, validation, bulk, idempotency, eager, results."""
+"""The kit: make_kit, and the producer API (initiate, validation of names and task ids,
+bulk, idempotency, eager, results)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from taskkit import (
+    Cancelled,
+    CancelResult,
+    ConfigurationError,
     Failed,
+    FakeClock,
     InvalidTask,
     Kit,
     MemoryBackend,
     NotFound,
     PayloadTooLarge,
     ResultGetTimedOut,
+    TaskHandler,
     TaskState,
+    make_kit,
 )
 
 from .handlers import RecordingHandler
@@ -157,8 +165,6 @@ def test_result_states(kit: Kit, backend: MemoryBackend) -> None:
 
 
 def test_result_get_timeout_is_honoured(kit: Kit) -> None:
-    import time
-
     result = kit.initiate_task("nobody-serves-this", "double", 1)
     started = time.monotonic()
     with pytest.raises(ResultGetTimedOut):
@@ -167,8 +173,6 @@ def test_result_get_timeout_is_honoured(kit: Kit) -> None:
 
 
 def test_cancel_queued(kit: Kit) -> None:
-    from taskkit import Cancelled, CancelResult
-
     result = kit.initiate_task("g", "double", 1)
     assert result.cancel() is CancelResult.CANCELLED
     with pytest.raises(Cancelled):
@@ -177,8 +181,6 @@ def test_cancel_queued(kit: Kit) -> None:
 
 
 def test_finished_records_expire_after_their_ttl() -> None:
-    from taskkit import FakeClock
-
     clock = FakeClock()
     backend = MemoryBackend(clock=clock)
     kit = Kit(backend, RecordingHandler())
@@ -193,8 +195,6 @@ def test_finished_records_expire_after_their_ttl() -> None:
 
 
 def test_kit_options_are_checked(backend: MemoryBackend) -> None:
-    from taskkit import ConfigurationError
-
     with pytest.raises(ConfigurationError, match="unknown kit option"):
         Kit(backend, RecordingHandler(), lease=3)
     with pytest.raises(ConfigurationError, match="heartbeat_interval"):
@@ -213,3 +213,63 @@ def test_bulk_initiate_takes_0_2_task_eager_pairs(kit: Kit, backend: MemoryBacke
     assert eager.get() == 10
     with pytest.raises(InvalidTask, match="item 0 must be a Task, a \\(Task, eager\\) pair"):
         kit.initiate_tasks((kit.make_task("g", "double", 1), "yes"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    ["a\nb", "", " x", "x ", "a  b", "a:b", "{g}", "x*", "é", "t" * 129, "tab\there"],
+)
+def test_bad_task_ids_are_refused_and_nothing_is_written(
+    kit: Kit, backend: MemoryBackend, task_id: str
+) -> None:
+    with pytest.raises(InvalidTask, match="task id"):
+        kit.initiate_task("g", "double", 1, task_id=task_id)
+    with pytest.raises(InvalidTask, match="task id"):
+        kit.initiate_tasks({"group": "g", "name": "double", "data": 1, "task_id": task_id})
+    assert backend.tasks() == []
+
+
+def test_a_non_string_task_id_is_refused(kit: Kit, backend: MemoryBackend) -> None:
+    with pytest.raises(InvalidTask, match="task id must be a str"):
+        kit.initiate_task("g", "double", 1, task_id=42)  # type: ignore[arg-type]
+    assert backend.tasks() == []
+
+
+def test_a_prebuilt_task_with_a_bad_id_is_refused(kit: Kit, backend: MemoryBackend) -> None:
+    good = kit.make_task("g", "double", 1)
+    bad = good.evolve(id="a\nb")
+    with pytest.raises(InvalidTask, match="item 1: task id"):
+        kit.initiate_tasks(good, bad)
+    assert backend.tasks() == []
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "welcome-ada",
+        "order-42",
+        "0f8fa0f5c7e44f4c9b1f1c8a0e0d6b3a",
+        "0f8fa0f5-c7e4-4f4c-9b1f-1c8a0e0d6b3a",
+        "user 17 welcome",
+        "t" * 128,
+    ],
+)
+def test_uuid_and_readable_task_ids_are_accepted(
+    kit: Kit, backend: MemoryBackend, task_id: str
+) -> None:
+    result = kit.initiate_task("g", "double", 1, task_id=task_id)
+    assert result.task_id == task_id
+    [task] = backend.tasks(state=TaskState.QUEUED)
+    assert task.id == task_id
+
+
+def test_make_kit_builds_the_backend_its_url_names() -> None:
+    handler = TaskHandler()
+    with pytest.raises(ConfigurationError, match="no backend serves URL scheme 'nope'"):
+        make_kit("nope://x", handler)
+    with pytest.raises(ConfigurationError, match="not a backend URL"):
+        make_kit("localhost:6379", handler)
+    with pytest.raises(ConfigurationError, match="unknown kit option"):
+        make_kit(MemoryBackend(), handler, colour="blue")
+    kit = make_kit("memory://", handler, lease_seconds=5)
+    assert kit.config.lease_seconds == 5 and isinstance(kit.backend, MemoryBackend)

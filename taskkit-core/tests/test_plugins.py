@@ -1,58 +1,39 @@
-"""The plugin system: registries, entry points, the hook reference, serializers, policies."""
+"""The plugin manager: entry points, kit-local plugins, and the registries the hooks fill.
+
+Entry points are real ones: a ``*.dist-info`` folder on ``sys.path`` declaring a
+``taskkit`` entry point, as an installed distribution does.
+"""
 
 from __future__ import annotations
 
-import inspect
-import re
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
-import taskkit
-from taskkit import ConfigurationError, ExponentialBackoff, NoRetry, Task, hookimpl, hookspecs
-from taskkit.plugins import make_plugin_manager, redact_url, registries
-from taskkit.serializers import JSONSerializer, PickleSerializer
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "hooks.md"
-
-
-def _hookspecs() -> dict[str, inspect.Signature]:
-    return {
-        name: inspect.signature(fn)
-        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-        if name.startswith("taskkit_")
-    }
+from taskkit import ConfigurationError, Kit, MemoryBackend, Task, TaskHandler, hookimpl, make_kit
+from taskkit.plugins import (
+    BackendRegistry,
+    collect_registries,
+    get_plugin_manager,
+    make_plugin_manager,
+    registries,
+)
 
 
-def test_every_hook_and_its_signature_is_in_the_hook_reference() -> None:
-    text = DOCS.read_text()
-    documented = set(re.findall(r"^### `(taskkit_\w+)`", text, re.M))
-    specs = _hookspecs()
-    assert documented == set(specs), "docs/hooks.md and taskkit/hookspecs.py disagree"
-    for name, signature in specs.items():
-        rendered = f"{name}{signature}".replace("'", "")
-        assert rendered in text, f"docs/hooks.md shows a stale signature of {name}"
+class LocalLifecycle:
+    def __init__(self) -> None:
+        self.initiated: list[str] = []
+
+    @hookimpl
+    def taskkit_task_initiated(self, task: Task) -> None:
+        self.initiated.append(task.id)
 
 
-def test_every_hookspec_documents_its_parameters_and_version() -> None:
-    for name, signature in _hookspecs().items():
-        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
-        assert ".. versionadded::" in doc, name
-        for param in signature.parameters:
-            assert f":param {param}:" in doc, f"{name} does not document {param}"
-
-
-def test_builtins_register_through_the_hooks() -> None:
-    regs = registries()
-    assert "memory" in regs.backends.names()
-    assert {"json", "pickle"} <= set(regs.serializers.names())
-    assert {"exponential", "none"} <= set(regs.retry_policies.names())
-    assert "cron" in regs.schedules.names()
-
-
-def test_msgpack_is_registered_when_installed() -> None:
-    pytest.importorskip("msgpack", reason="msgpack is an optional extra")
-    serializer = registries().serializers.get("msgpack")()
-    assert serializer.loads(serializer.dumps({"a": [1, b"x"]})) == {"a": [1, b"x"]}
+class LocalRegistration:
+    @hookimpl
+    def taskkit_register_backends(self, registry: BackendRegistry) -> None:
+        registry.add("local-only", lambda url, **options: MemoryBackend())
 
 
 def test_an_unknown_hook_fails_fast() -> None:
@@ -64,71 +45,84 @@ def test_an_unknown_hook_fails_fast() -> None:
         make_plugin_manager(load_entry_points=False, plugins=(Typo(),))
 
 
-def test_unknown_url_scheme_and_missing_distribution() -> None:
-    handler = taskkit.TaskHandler()
-    with pytest.raises(ConfigurationError, match="no backend serves URL scheme 'nope'"):
-        taskkit.make_kit("nope://x", handler)
-    with pytest.raises(ConfigurationError, match="not a backend URL"):
-        taskkit.make_kit("localhost:6379", handler)
-    with pytest.raises(ConfigurationError, match="unknown kit option"):
-        taskkit.make_kit(taskkit.MemoryBackend(), handler, colour="blue")
-    kit = taskkit.make_kit("memory://", handler, lease_seconds=5)
-    assert kit.config.lease_seconds == 5 and isinstance(kit.backend, taskkit.MemoryBackend)
+def test_a_kit_local_plugin_gets_the_lifecycle_hooks() -> None:
+    plugin = LocalLifecycle()
+    kit = Kit(MemoryBackend(), TaskHandler(), plugins=[plugin])
+    result = kit.initiate_task("g", "n", None)
+    assert plugin.initiated == [result.id]
+    other = Kit(MemoryBackend(), TaskHandler())
+    other.initiate_task("g", "n", None)
+    assert plugin.initiated == [result.id], "a kit-local plugin hears only its own kit"
 
 
-def test_missing_backend_distribution_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    from taskkit.plugins import BackendRegistry
-
-    with pytest.raises(ConfigurationError, match="pip install taskkit-redis"):
-        BackendRegistry().for_url("redis://localhost")
-
-
-def test_passwords_are_redacted() -> None:
-    assert redact_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
-    assert "s3cret" not in redact_url("rediss://:s3cret@host")
+def test_a_kit_local_plugin_may_not_implement_a_registration_hook() -> None:
+    with pytest.raises(ConfigurationError, match=r"taskkit_register_backends.*entry-point"):
+        Kit(MemoryBackend(), TaskHandler(), plugins=[LocalRegistration()])
+    assert "local-only" not in registries().backends.names()
 
 
-def test_json_is_the_default_and_pickle_needs_a_key() -> None:
-    handler = taskkit.TaskHandler()
-    task = Task("id", "g", "n", handler.encode_data("g", "n", {"x": [1, "é"]}), 0.0, 0.0)
-    assert task.data == '{"x":[1,"é"]}'.encode()
-    assert handler.decode_data(task) == {"x": [1, "é"]}
-    assert JSONSerializer().loads(JSONSerializer().dumps([1, None])) == [1, None]
-    with pytest.raises(ConfigurationError, match="HMAC key"):
-        PickleSerializer(b"")
-    signed = PickleSerializer(b"k").dumps({1, 2})
-    assert PickleSerializer(b"k").loads(signed) == {1, 2}
-    with pytest.raises(ValueError, match="signature mismatch"):
-        PickleSerializer(b"other").loads(signed)
+def test_make_kit_passes_kit_plugins_on() -> None:
+    plugin = LocalLifecycle()
+    kit = make_kit("memory://", TaskHandler(), plugins=[plugin])
+    kit.initiate_task("g", "n", None)
+    assert len(plugin.initiated) == 1
 
 
-def test_named_serializer_on_a_handler() -> None:
-    pytest.importorskip("msgpack", reason="msgpack is an optional extra")
-
-    class Packed(taskkit.TaskHandler):
-        serializer = "msgpack"
-
-    encoded = Packed().encode_data("g", "n", {"a": 1})
-    assert encoded != b'{"a":1}' and Packed().decode_result(None, encoded) == {"a": 1}  # type: ignore[arg-type]
+def test_collect_registries_runs_the_registration_hooks_into_fresh_registries() -> None:
+    manager = make_plugin_manager(load_entry_points=False)
+    manager.register(LocalRegistration())
+    collected = collect_registries(manager)
+    assert {"local-only", "memory"} <= set(collected.backends.names())
+    assert "local-only" not in registries().backends.names(), "the process-wide ones unchanged"
 
 
-def test_exponential_backoff_is_capped_jittered_and_bounded() -> None:
-    policy = ExponentialBackoff(base=1, factor=2, cap=10, max_retries=5, jitter=0.5)
-    task = Task("id", "g", "n", b"", 0.0, 0.0)
-    delays = [policy.next_interval(task.evolve(retry_count=n), ValueError()) for n in range(7)]
-    for n, delay in enumerate(delays[:5]):
-        full = min(10, 2**n)
-        assert delay is not None and full * 0.5 <= delay <= full
-    assert delays[5] is None and delays[6] is None
-    assert NoRetry().next_interval(task, ValueError()) is None
-    with pytest.raises(ValueError):
-        ExponentialBackoff(factor=0.5)
+def test_the_process_wide_manager_is_built_once() -> None:
+    assert get_plugin_manager() is get_plugin_manager()
+    assert registries() is registries()
 
 
-def test_retry_policy_by_name() -> None:
-    class Once(taskkit.TaskHandler):
-        retry_policy = "none"
+def _install(site: Path, plugin_module: str, source: str | None) -> str:
+    """Write a distribution into ``site`` whose ``taskkit`` entry point names
+    ``plugin_module`` (with ``source`` as its code, or no module at all); return its name."""
+    dist = f"probe-{uuid.uuid4().hex[:8]}"
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[taskkit]\n{plugin_module} = {plugin_module}\n")
+    if source is not None:
+        (site / f"{plugin_module}.py").write_text(source)
+    return dist
 
-    task = Task("id", "g", "n", b"", 0.0, 0.0)
-    assert Once().get_retry_interval(task, ValueError()) is None
-    assert taskkit.TaskHandler().get_retry_interval(task, ValueError()) is not None
+
+def test_an_entry_point_plugin_registers_its_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"probe_plugin_{uuid.uuid4().hex[:8]}"
+    _install(
+        tmp_path,
+        module,
+        "from taskkit import MemoryBackend, hookimpl\n\n"
+        "@hookimpl\n"
+        "def taskkit_register_backends(registry):\n"
+        "    registry.add('probe', lambda url, **options: MemoryBackend(), schemes=('probe',))\n",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        manager = make_plugin_manager(load_entry_points=True)
+        assert manager.get_plugin(module) is not None
+        assert "probe" in collect_registries(manager).backends.schemes()
+    finally:
+        sys.modules.pop(module, None)
+
+
+def test_an_entry_point_that_fails_to_import_names_the_plugin_and_its_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"probe_broken_{uuid.uuid4().hex[:8]}"
+    dist = _install(tmp_path, module, "import a_module_nobody_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError) as caught:
+        make_plugin_manager(load_entry_points=True)
+    message = str(caught.value)
+    assert f"the taskkit plugin {module!r}" in message and f"from distribution {dist}" in message
+    assert "a_module_nobody_installed" in message and "failed to import" in message
