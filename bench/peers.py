@@ -17,7 +17,19 @@ from dataclasses import dataclass
 HIREDIS = "hiredis==3.5.0"
 
 #: Workload ids, in table order.
-WORKLOADS = ("A-one", "A-bulk", "B1", "B2", "C", "D")
+WORKLOADS = ("A-one", "A-bulk", "B1", "B2", "C", "D", "B-async", "B-async-redis", "C-async")
+
+#: The workloads of every Redis peer unless it names its own (``Peer.workloads``).
+SYNC_WORKLOADS = ("A-one", "A-bulk", "B1", "B2", "C", "D")
+
+#: Issue 13's asyncio workloads: one worker process running 100 concurrent coroutines that
+#: drain a queue of no-op tasks (``B-async``) or of tasks that each await one Redis round
+#: trip (``B-async-redis``), and sequential round trips from an async producer to that
+#: worker (``C-async``). Only systems with an asyncio worker run them.
+ASYNC_WORKLOADS = ("B-async", "B-async-redis", "C-async")
+
+#: Coroutines per worker process in the asyncio workloads.
+ASYNC_CONCURRENCY = 100
 
 #: Workload E (issue 6): A, B and C for the Django backends on PostgreSQL and SQLite. Its
 #: systems (``suite="E"``) run these workloads against a private database instead of Redis.
@@ -57,6 +69,10 @@ class Peer:
     database: str = ""
     #: the virtualenv's name when several peers share one (default: the peer's name).
     env: str = ""
+    #: the workloads it runs (default: :data:`SYNC_WORKLOADS`, or E's for an E peer).
+    workloads: tuple[str, ...] = ()
+    #: one of this repository's systems (never "the fastest peer" of a target).
+    ours: bool = False
 
     @property
     def env_name(self) -> str:
@@ -86,6 +102,35 @@ PEERS: tuple[Peer, ...] = (
         tuned="defaults: make_kit('redis://...', handler) with nothing tuned; results stored "
         "(taskkit always stores outcomes); Result.get(timeout) blocks on the backend",
         primary="tuned",
+        ours=True,
+    ),
+    Peer(
+        name="taskkit-fn",
+        label="taskkit, @kit.task function (this repo, Redis)",
+        adapter="taskkit_fn_adapter",
+        requirements=(),
+        distributions=("taskkit-core", "taskkit-redis", "redis"),
+        concurrency="kit.start(P, {group: N}) (N threads per process)",
+        bulk_api="kit.initiate_tasks(*(noop.make_task() for ...)) (one backend round trip)",
+        tuned="defaults: make_kit('redis://...') with no handler; the same no-op as a plain "
+        "function under @kit.task; noop.delay() to enqueue, noop.delay().get(timeout) for "
+        "C (its arguments checked and encoded, its result decoded)",
+        workloads=("A-one", "A-bulk", "B1", "B2", "C"),
+        ours=True,
+    ),
+    Peer(
+        name="taskkit-async",
+        label="taskkit, async def function (this repo, Redis)",
+        adapter="taskkit_async_adapter",
+        requirements=(),
+        distributions=("taskkit-core", "taskkit-redis", "redis"),
+        concurrency="kit.start(1, {group: 100}) for a group of async def function tasks "
+        "(100 coroutines on the worker's event loop)",
+        bulk_api=None,
+        tuned="defaults: make_kit('redis://...') with no handler, nothing tuned; C-async: "
+        "await noop.adelay() then await result.aget(timeout)",
+        workloads=ASYNC_WORKLOADS,
+        ours=True,
     ),
     Peer(
         name="taskkit024",
@@ -166,6 +211,7 @@ PEERS: tuple[Peer, ...] = (
         tuned="poll_delay=0.005 s for the worker and for job.result(); log_results=False; "
         "max_jobs=N",
         defaults="poll_delay=0.5 s (worker) and 0.5 s (job.result)",
+        workloads=SYNC_WORKLOADS + ASYNC_WORKLOADS,
     ),
     Peer(
         name="taskiq",
@@ -179,6 +225,7 @@ PEERS: tuple[Peer, ...] = (
         "RedisAsyncResultBackend; --max-async-tasks N; --log-level WARNING; "
         "wait_result(check_interval=0.001)",
         defaults="wait_result(check_interval=0.2) (the default), --log-level INFO",
+        workloads=SYNC_WORKLOADS + ASYNC_WORKLOADS,
     ),
     # ----------------------------------------------------------------- workload E
     *(
@@ -195,6 +242,7 @@ PEERS: tuple[Peer, ...] = (
             + (" on LISTEN/NOTIFY" if short == "pg" else " watching PRAGMA data_version"),
             suite="E",
             database=db,
+            ours=True,
         )
         for short, label, db, scheme in (
             ("pg", "PostgreSQL", "postgresql", "postgresql://…"),
@@ -274,7 +322,8 @@ class System:
     def runs(self, workload: str) -> bool:
         if workload == "A-bulk" and self.peer.bulk_api is None:
             return False
-        if self.peer.suite == "E" and workload not in E_WORKLOADS:
+        default = E_WORKLOADS if self.peer.suite == "E" else SYNC_WORKLOADS
+        if workload not in (self.peer.workloads or default):
             return False
         return self.variant == "tuned" or workload in DEFAULTS_WORKLOADS
 

@@ -1,4 +1,5 @@
-"""Summaries of raw runs, the markdown tables, the issue-6 target checks, and the JSON file."""
+"""Summaries of raw runs, the markdown tables, the target checks of issues 6 and 13, and the
+JSON file."""
 
 from __future__ import annotations
 
@@ -19,6 +20,32 @@ MEASURES = (
     ("C", "p95"),
     ("C", "p99"),
     ("D", "value"),
+    ("B-async", "value"),
+    ("B-async-redis", "value"),
+    ("C-async", "p50"),
+    ("C-async", "p95"),
+    ("C-async", "p99"),
+)
+
+#: (summary name, column heading, unit) of each table, in order.
+THROUGHPUT = (
+    ("A-one", "A enqueue one by one", "rate"),
+    ("A-bulk", "A enqueue bulk", "rate"),
+    ("B1", "B1 drain 1×4", "rate"),
+    ("B2", "B2 drain 2×4", "rate"),
+)
+LATENCY = (
+    ("C.p50", "C p50", "ms"),
+    ("C.p95", "C p95", "ms"),
+    ("C.p99", "C p99", "ms"),
+    ("D", "D idle CPU %", "pct"),
+)
+ASYNC = (
+    ("B-async", "B-async no-op, tasks/s", "rate"),
+    ("B-async-redis", "B-async one Redis round trip, tasks/s", "rate"),
+    ("C-async.p50", "C-async p50 ms", "ms"),
+    ("C-async.p95", "C-async p95 ms", "ms"),
+    ("C-async.p99", "C-async p99 ms", "ms"),
 )
 
 
@@ -79,40 +106,52 @@ def cell(summary: dict[str, Any] | None, unit: str) -> str:
     return text
 
 
-def tables(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
-    """The two markdown tables: throughput, then latency and idle cost."""
+def _table(
+    systems: list[System], summary: dict[str, dict[str, Any]],
+    columns: tuple[tuple[str, str, str], ...],
+) -> list[str]:
+    """One markdown table; a column no system measured and a system with nothing in any
+    column are left out (a partial run shows only what it ran). [] when nothing is left."""
+    def has(system: System, name: str) -> bool:
+        return summary.get(system.key, {}).get(name) is not None
+
+    kept = [c for c in columns if any(has(s, c[0]) for s in systems)]
+    rows = [s for s in systems if any(has(s, c[0]) for c in kept)]
+    if not kept or not rows:
+        return []
     lines = [
-        "Throughput, tasks/s (median of runs, min–max in brackets; higher is better)",
-        "",
-        "| system | A enqueue one by one | A enqueue bulk | B1 drain 1×4 | B2 drain 2×4 |",
-        "|---|---:|---:|---:|---:|",
+        "| system | " + " | ".join(heading for _, heading, _ in kept) + " |",
+        "|---|" + "---:|" * len(kept),
     ]
-    for system in systems:
+    for system in rows:
         row = summary.get(system.key, {})
-        bulk = "n/a" if system.peer.bulk_api is None else cell(row.get("A-bulk"), "rate")
-        lines.append(
-            f"| {system.label} | {cell(row.get('A-one'), 'rate')} | "
-            f"{bulk} | {cell(row.get('B1'), 'rate')} | "
-            f"{cell(row.get('B2'), 'rate')} |"
-        )
-    lines += [
-        "",
-        "Round trip (ms, lower is better) and idle cost (% of one core, 8 threads)",
-        "",
-        "| system | C p50 | C p95 | C p99 | D idle CPU % |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for system in systems:
-        row = summary.get(system.key, {})
-        lines.append(
-            f"| {system.label} | {cell(row.get('C.p50'), 'ms')} | {cell(row.get('C.p95'), 'ms')} "
-            f"| {cell(row.get('C.p99'), 'ms')} | {cell(row.get('D'), 'pct')} |"
-        )
-    lines += [
-        "",
+        cells = [
+            "n/a" if name == "A-bulk" and system.peer.bulk_api is None
+            else cell(row.get(name), unit)
+            for name, _, unit in kept
+        ]
+        lines.append(f"| {system.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def tables(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
+    """The markdown tables: throughput, then latency and idle cost, then the asyncio
+    workloads (each only when something in it was measured)."""
+    lines: list[str] = []
+    for title, columns in (
+        ("Throughput, tasks/s (median of runs, min–max in brackets; higher is better)",
+         THROUGHPUT),
+        ("Round trip (ms, lower is better) and idle cost (% of one core, 8 threads)", LATENCY),
+        ("Asyncio workers, 1 process × 100 coroutines (B-async: higher is better; C-async, "
+         "an async producer's round trips: lower is better)", ASYNC),
+    ):
+        table = _table(systems, summary, columns)
+        if table:
+            lines += [title, "", *table, ""]
+    lines.append(
         "— not run; n/a: the system has no such API; † at least one run hit its time budget "
-        "and reports the rate of what it finished.",
-    ]
+        "and reports the rate of what it finished."
+    )
     return "\n".join(lines)
 
 
@@ -128,7 +167,7 @@ def _best_peer(
 ) -> tuple[str, float] | None:
     best: tuple[str, float] | None = None
     for system in systems:
-        if system.peer.name in ("raw", "taskkit"):
+        if system.peer.name == "raw" or system.peer.ours:
             continue
         value = _median(summary, system.key, name)
         if value is not None and (best is None or value > best[1]):
@@ -183,6 +222,52 @@ def targets(systems: list[System], summary: dict[str, dict[str, Any]]) -> list[d
         "detail": "not measured" if idle is None else f"{idle:.2f} % of one core",
     })
     return checks
+
+
+def issue13_targets(
+    systems: list[System], summary: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Issue 13's targets: a function task costs at most 10 % more than the same
+    ``TaskHandler`` task (B2, C p50); taskkit's asyncio worker drains ≥ 1.5× the faster of
+    arq and taskiq (B-async, both tasks); its async round trip p50 ≤ 1 ms."""
+    checks: list[dict[str, Any]] = []
+    for name, what in (("B2", "B2 drain"), ("C.p50", "C p50")):
+        label = f"a function task costs ≤ 10 % more than a TaskHandler task ({what})"
+        fn, handler = _median(summary, "taskkit-fn", name), _median(summary, "taskkit", name)
+        if fn is None or handler is None:
+            checks.append({"target": label, "met": None, "detail": "not measured"})
+            continue
+        if name == "B2":  # a rate: the cost of a task is its inverse
+            extra, detail = handler / fn - 1, f"function {fn:,.0f}/s vs handler {handler:,.0f}/s"
+        else:
+            extra, detail = fn / handler - 1, f"function {fn:.2f} ms vs handler {handler:.2f} ms"
+        checks.append({"target": label, "met": round(extra, 9) <= 0.10,
+                       "detail": f"{detail}: {extra:+.1%} per task"})
+    peers = [s for s in systems if s.peer.name in ("arq", "taskiq") and s.variant == "tuned"]
+    for name, what in (("B-async", "no-op"), ("B-async-redis", "one Redis round trip")):
+        label = f"B-async ({what}) ≥ 1.5× the faster of arq and taskiq"
+        mine, best = _median(summary, "taskkit-async", name), _best_peer(peers, summary, name)
+        if mine is None or best is None:
+            checks.append({"target": label, "met": None, "detail": "not measured"})
+            continue
+        ratio = mine / best[1]
+        checks.append({
+            "target": label, "met": ratio >= 1.5,
+            "detail": f"taskkit {mine:,.0f}/s vs {best[0]} {best[1]:,.0f}/s = {ratio:.2f}×",
+        })
+    p50, p99 = (_median(summary, "taskkit-async", f"C-async.{p}") for p in ("p50", "p99"))
+    checks.append({
+        "target": "C-async p50 ≤ 1 ms (adelay + aget, defaults)",
+        "met": None if p50 is None else p50 <= 1.0,
+        "detail": "not measured" if p50 is None or p99 is None
+        else f"p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+    })
+    return checks
+
+
+def measured(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The checks a run measured (a partial run leaves the others out of its tables)."""
+    return [c for c in checks if c["detail"] != "not measured"]
 
 
 def e_table(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
@@ -259,6 +344,6 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 __all__ = [
-    "WORKLOADS", "cell", "e_table", "e_targets", "summaries", "tables", "targets",
-    "targets_table", "write_json",
+    "WORKLOADS", "cell", "e_table", "e_targets", "issue13_targets", "measured", "summaries",
+    "tables", "targets", "targets_table", "write_json",
 ]

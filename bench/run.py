@@ -4,6 +4,8 @@
     python bench/run.py --quick              # a smoke run: tiny sizes, 1 run, raw + taskkit
     python bench/run.py --only taskkit,rq --runs 5 --n 5000
     python bench/run.py --workloads E        # workload E only: the Django backends
+    python bench/run.py --only taskkit-async,arq,taskiq --workloads B-async,B-async-redis,C-async \
+        --doc-block issue13 --update-doc     # a subset, into its own block of the doc
 
 Each peer runs from its own virtualenv under ``bench/.venvs/`` (built on first use), every
 Redis system talks to one private ``redis-server`` started here, every E system to its own
@@ -19,6 +21,7 @@ import argparse
 import datetime as dt
 import functools
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -36,7 +39,15 @@ import chart
 import report
 from databases import BenchDatabases, postgres_available, server_version_pg
 from envs import ensure_env, installed_versions
-from peers import E_WORKLOADS, SELECTABLE, WORKLOADS, System, peer_named, systems_for
+from peers import (
+    ASYNC_CONCURRENCY,
+    E_WORKLOADS,
+    SELECTABLE,
+    WORKLOADS,
+    System,
+    peer_named,
+    systems_for,
+)
 from procs import AdapterError
 from redis_server import PrivateRedis
 from workloads import Context, drain, enqueue, idle, roundtrip
@@ -48,6 +59,8 @@ ROOT = HERE.parent
 DOC = ROOT / "docs" / "performance.md"
 DOC_START = "<!-- bench:results:start -->"
 DOC_END = "<!-- bench:results:end -->"
+#: The Redis suite's block of the doc (``--doc-block``); ``results`` is the main one.
+MAIN_BLOCK = "results"
 DOC_E_START = "<!-- bench:e:start -->"
 DOC_E_END = "<!-- bench:e:end -->"
 
@@ -58,8 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="smoke run: n=200, 50 round trips, 1 run, 2 s idle window, "
                         "raw + taskkit unless --only says otherwise")
     parser.add_argument("--only", default="",
-                        help="comma-separated peers (raw, taskkit, taskkit024, rq, celery, "
-                        "dramatiq, huey, arq, taskiq; for E: taskkit-django-pg, "
+                        help="comma-separated peers (raw, taskkit, taskkit-fn, taskkit-async, "
+                        "taskkit024, rq, celery, dramatiq, huey, arq, taskiq; for E: "
+                        "taskkit-django-pg, "
                         "taskkit-django-sqlite, django-tasks-pg, django-tasks-sqlite, "
                         "procrastinate)")
     parser.add_argument("--workloads", default="",
@@ -90,6 +104,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--chart", type=Path, default=None, help="SVG chart file")
     parser.add_argument("--update-doc", action="store_true",
                         help=f"replace the results block of {DOC.relative_to(ROOT)}")
+    parser.add_argument("--doc-block", default=MAIN_BLOCK, metavar="NAME",
+                        help="the block of the Redis suite's tables: <!-- bench:NAME:start "
+                        "--> ... <!-- bench:NAME:end --> (default: the main results block); "
+                        "another name also moves the default JSON and chart to "
+                        "bench/results/NAME.*, so a partial run leaves the main ones alone")
     parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
                         help="measure nothing: re-render the tables, chart (and, with "
                         "--update-doc, the doc) from a results file of an earlier run")
@@ -110,8 +129,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.peers and all(peer_named(p).suite == "E" for p in args.peers))
     results = HERE / "results"
     stem = "quick" if quick else ("latest-e" if only_e else "latest")
+    if args.doc_block != MAIN_BLOCK and not quick:
+        stem = args.doc_block
     args.json = args.json or results / f"{stem}.json"
-    args.chart = args.chart or (results / "quick.svg" if quick else ROOT / "docs/_static/bench.svg")
+    main_chart = ROOT / "docs/_static/bench.svg"
+    args.chart = args.chart or (main_chart if stem in ("latest", "latest-e")
+                                else results / f"{stem}.svg")
     # Workload E gets its own chart beside the main one (bench.svg -> bench-e.svg).
     args.chart_e = args.chart.with_name(args.chart.stem + "-e.svg")
     if args.no_defaults or quick:
@@ -122,12 +145,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def source_revision() -> str:
-    """The commit the taskkit code under test comes from (``+dirty`` with local changes)."""
+    """The commit the taskkit code under test comes from (``+dirty`` with local changes).
+
+    Asked of the checkout that ``taskkit`` is imported from (the adapters run under this
+    interpreter), which is not this harness's when a venv or ``PYTHONPATH`` points elsewhere.
+    """
+    spec = importlib.util.find_spec("taskkit")
+    origin = Path(spec.origin) if spec is not None and spec.origin else HERE
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        top = subprocess.run(["git", "-C", str(origin.parent), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        tree = top or str(ROOT)
+        head = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "taskkit-core",
+            ["git", "-C", tree, "status", "--porcelain", "--", "taskkit-core",
              "taskkit-redis", "taskkit-django"],
             capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -211,7 +243,8 @@ def prepare_envs(systems: list[System], cache: Path) -> tuple[dict[str, str], di
 
 def unavailable(system: System) -> str | None:
     """None when ``system`` can run here, else the reason it cannot."""
-    module = {"taskkit": "taskkit_redis"}.get(system.peer.name)
+    module = {"taskkit": "taskkit_redis", "taskkit-fn": "taskkit_redis",
+              "taskkit-async": "taskkit_redis"}.get(system.peer.name)
     if system.peer.name.startswith("taskkit-django"):
         module = "taskkit_django"
     if module is not None:
@@ -236,16 +269,17 @@ def _enqueue(ctx: Context, *, system: System, n: int, bulk: bool, timeout: float
 
 
 def _drain(
-    ctx: Context, *, system: System, n: int, procs: int, timeout: float,
-    rates: dict[tuple[str, int], float],
+    ctx: Context, *, system: System, workload: str, n: int, procs: int, timeout: float,
+    rates: dict[tuple[str, str], float], threads: int = 4, task: str = "noop",
 ) -> Any:
-    result = drain(ctx, system, n, procs, 4, timeout, rates.get((system.key, procs)))
-    rates[(system.key, procs)] = max(float(result["value"]), rates.get((system.key, procs), 0.0))
+    seen = (system.key, workload)
+    result = drain(ctx, system, n, procs, threads, timeout, rates.get(seen), task)
+    rates[seen] = max(float(result["value"]), rates.get(seen, 0.0))
     return result
 
 
-def _roundtrip(ctx: Context, *, system: System, n: int, timeout: float) -> Any:
-    return roundtrip(ctx, system, n, 20, timeout)
+def _roundtrip(ctx: Context, *, system: System, n: int, timeout: float, threads: int = 4) -> Any:
+    return roundtrip(ctx, system, n, 20, timeout, threads)
 
 
 @contextmanager
@@ -273,16 +307,22 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
 
     per_run: list[tuple[str, System, Callable[[Context], Any]]] = []
     rt_timeout = 180.0
-    rates: dict[tuple[str, int], float] = {}
+    rates: dict[tuple[str, str], float] = {}
+    coroutines = ASYNC_CONCURRENCY
     for system in systems:
+        drain_ = functools.partial(_drain, system=system, n=n, timeout=timeout, rates=rates)
         plan: dict[str, Callable[[Context], Any]] = {
             "A-one": functools.partial(_enqueue, system=system, n=n, bulk=False, timeout=timeout),
             "A-bulk": functools.partial(_enqueue, system=system, n=n, bulk=True, timeout=timeout),
-            "B1": functools.partial(_drain, system=system, n=n, procs=1, timeout=timeout,
-                                    rates=rates),
-            "B2": functools.partial(_drain, system=system, n=n, procs=2, timeout=timeout,
-                                    rates=rates),
+            "B1": functools.partial(drain_, workload="B1", procs=1),
+            "B2": functools.partial(drain_, workload="B2", procs=2),
             "C": functools.partial(_roundtrip, system=system, n=args.rt_n, timeout=rt_timeout),
+            "B-async": functools.partial(drain_, workload="B-async", procs=1,
+                                         threads=coroutines),
+            "B-async-redis": functools.partial(drain_, workload="B-async-redis", procs=1,
+                                               threads=coroutines, task="redis"),
+            "C-async": functools.partial(_roundtrip, system=system, n=args.rt_n,
+                                         timeout=rt_timeout, threads=coroutines),
         }
         for workload, fn in plan.items():
             if wants(system, workload, wanted):
@@ -354,6 +394,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
     redis_systems = [s for s in systems if s.peer.suite == "redis"]
     has_taskkit = any(s.peer.name == "taskkit" for s in systems)
     checks = report.targets(redis_systems, summary) if has_taskkit else []
+    issue13 = report.issue13_targets(redis_systems, summary)
     has_e = any(s.peer.name == "taskkit-django-pg" for s in systems)
     e_checks = report.e_targets(summary) if has_e else []
     return {
@@ -367,6 +408,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "summary": summary,
         "targets": checks,
+        "issue13_targets": issue13,
         "e_targets": e_checks,
         "_systems": systems,
     }
@@ -410,9 +452,14 @@ def render_markdown(outcome: dict[str, Any]) -> tuple[str, str]:
     systems = _suite(outcome, "redis")
     if systems:
         parts = [_header(meta, False), "", report.tables(systems, outcome["summary"])]
-        if outcome["targets"]:
+        measured = report.measured(outcome["targets"])
+        if measured:
             parts += ["", "Issue 6 targets (taskkit with its defaults, results stored):", "",
-                      report.targets_table(outcome["targets"])]
+                      report.targets_table(measured)]
+        measured = report.measured(outcome.get("issue13_targets", []))
+        if measured:
+            parts += ["", "Issue 13 targets (function tasks and asyncio, taskkit's defaults):",
+                      "", report.targets_table(measured)]
         parts += ["", _versions(meta, systems)]
         redis_md = "\n".join(parts) + "\n"
     systems = _suite(outcome, "E")
@@ -452,8 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = outcome["meta"]
     subtitle = (f"{meta['started']} · {meta['machine']['cores']} cores · n={meta['n']} · "
                 f"{meta['runs']} run(s), medians")
+    block = (f"<!-- bench:{args.doc_block}:start -->", f"<!-- bench:{args.doc_block}:end -->")
     for suite, path, text, marks in (
-        ("redis", args.chart, redis_md, (DOC_START, DOC_END)),
+        ("redis", args.chart, redis_md, block),
         ("E", args.chart_e, e_md, (DOC_E_START, DOC_E_END)),
     ):
         if not text:

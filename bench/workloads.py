@@ -8,6 +8,8 @@ B  drain: pre-fill n tasks (untimed), start the workers, and time from the first
 C  round trip: an idle worker (1 process x 4 threads); n sequential enqueue-and-await.
 D  idle: workers with 8 threads and nothing to do; CPU seconds of their process trees over a
    window, measured for all systems side by side.
+B-async, B-async-redis, C-async (issue 13): B and C for asyncio workers, 1 process x 100
+   coroutines; B-async-redis's tasks each await one Redis round trip.
 """
 
 from __future__ import annotations
@@ -126,12 +128,14 @@ def enqueue(ctx: Context, system: System, n: int, bulk: bool, timeout: float) ->
 
 def drain(
     ctx: Context, system: System, n: int, procs: int, threads: int, timeout: float,
-    expected_rate: float | None = None,
+    expected_rate: float | None = None, task: str = "noop",
 ) -> dict[str, Any]:
     """Workload B: tasks per second while P x T workers empty a queue of n tasks.
 
     ``expected_rate`` (from an earlier run) shrinks the fill of a system too slow to drain n
-    tasks within the budget: filling tasks that will never run only costs time.
+    tasks within the budget: filling tasks that will never run only costs time. ``task``
+    names the asyncio workloads' task (``noop`` or ``redis``); T is then the number of
+    concurrent coroutines.
     """
     ctx.flush(system)
     if expected_rate is not None:
@@ -144,7 +148,7 @@ def drain(
         worker = start_adapter(
             ctx.python(system), system.peer.adapter,
             ctx.spec(system, "worker", procs=procs, threads=threads, fill=n,
-                     fill_budget=2 * ctx.budget, report=str(report)),
+                     fill_budget=2 * ctx.budget, report=str(report), task=task),
             ctx.env(system, counter), ctx.log_file(system),
         )
         try:
@@ -209,13 +213,16 @@ def _watch_counter(
     return result
 
 
-def roundtrip(ctx: Context, system: System, n: int, warmup: int, timeout: float) -> dict[str, Any]:
-    """Workload C: latencies (ms) of n sequential enqueue-and-await with an idle worker."""
+def roundtrip(
+    ctx: Context, system: System, n: int, warmup: int, timeout: float, threads: int = 4
+) -> dict[str, Any]:
+    """Workload C: latencies (ms) of n sequential enqueue-and-await with an idle worker of
+    1 process x ``threads`` (C-async: that many coroutines)."""
     ctx.flush(system)
     counter = _counter_path()
     worker = start_adapter(
         ctx.python(system), system.peer.adapter,
-        ctx.spec(system, "worker", procs=1, threads=4),
+        ctx.spec(system, "worker", procs=1, threads=threads),
         ctx.env(system, counter), ctx.log_file(system),
     )
     try:

@@ -62,6 +62,8 @@ class Spec:
     fill: int = 0
     fill_budget: float = 20.0
     report: str = ""
+    #: the asyncio workloads' task: ``noop``, or ``redis`` (awaits one Redis round trip).
+    task: str = "noop"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -2,6 +2,9 @@
 
 arq polls: the worker looks at its queue every ``poll_delay`` seconds and ``job.result``
 polls for the result every ``poll_delay`` seconds (0.5 s both, out of the box).
+
+The asyncio workloads run the same worker with ``max_jobs=100``; B-async-redis's task awaits
+one round trip through ``_aredis``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import time
 from typing import Any
 
+from _aredis import redis_roundtrip
 from _common import (
     RESULT,
     NotSupported,
@@ -38,6 +42,16 @@ async def noop(ctx: dict[str, Any]) -> int:
     return RESULT
 
 
+async def noop_redis(ctx: dict[str, Any]) -> int:
+    await redis_roundtrip()
+    tick()
+    return RESULT
+
+
+#: The function each asyncio workload's task names (``Spec.task``).
+FUNCTIONS = {"noop": "noop", "redis": "noop_redis"}
+
+
 class ArqAdapter:
     def enqueue(self, spec: Spec) -> dict[str, float]:
         if spec.bulk:
@@ -58,6 +72,8 @@ class ArqAdapter:
         return result
 
     def fill(self, spec: Spec) -> None:
+        function = FUNCTIONS[spec.task]
+
         async def go() -> None:
             pool = await create_pool(RedisSettings.from_dsn(URL))
             deadline = time.monotonic() + spec.fill_budget
@@ -65,7 +81,7 @@ class ArqAdapter:
                 if time.monotonic() > deadline:
                     break
                 count = min(200, spec.n - start)
-                await asyncio.gather(*(pool.enqueue_job("noop") for _ in range(count)))
+                await asyncio.gather(*(pool.enqueue_job(function) for _ in range(count)))
                 count_fill(count)
             await pool.aclose()
 
@@ -74,7 +90,7 @@ class ArqAdapter:
     def worker(self, spec: Spec) -> None:
         def one() -> None:
             Worker(
-                functions=[noop],
+                functions=[noop, noop_redis],
                 redis_settings=RedisSettings.from_dsn(URL),
                 max_jobs=spec.threads,
                 poll_delay=WORKER_POLL,

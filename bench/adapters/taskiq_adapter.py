@@ -3,6 +3,9 @@ choice) and the Redis result backend. Workers run through ``taskiq worker``.
 
 The stream consumer group starts at ``$`` (new messages only), so every producer here runs
 the broker's start-up first, which creates the group before any message is added.
+
+The asyncio workloads run the same worker with ``--max-async-tasks 100``; B-async-redis's task
+awaits one round trip through ``_aredis``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import os
 import time
 
+from _aredis import redis_roundtrip
 from _common import (
     RESULT,
     NotSupported,
@@ -41,6 +45,17 @@ async def noop() -> int:
     return RESULT
 
 
+@broker.task(task_name="bench.noop_redis")
+async def noop_redis() -> int:
+    await redis_roundtrip()
+    tick()
+    return RESULT
+
+
+#: The task each asyncio workload enqueues (``Spec.task``).
+TASKS = {"noop": noop, "redis": noop_redis}
+
+
 class TaskiqAdapter:
     def enqueue(self, spec: Spec) -> dict[str, float]:
         if spec.bulk:
@@ -60,6 +75,8 @@ class TaskiqAdapter:
         return result
 
     def fill(self, spec: Spec) -> None:
+        task = TASKS[spec.task]
+
         async def go() -> None:
             await broker.startup()
             deadline = time.monotonic() + spec.fill_budget
@@ -67,7 +84,7 @@ class TaskiqAdapter:
                 if time.monotonic() > deadline:
                     break
                 count = min(200, spec.n - start)
-                await asyncio.gather(*(noop.kiq() for _ in range(count)))
+                await asyncio.gather(*(task.kiq() for _ in range(count)))
                 count_fill(count)
             await broker.shutdown()
 

@@ -1,5 +1,6 @@
-"""Smoke runs of the benchmark harness: tiny sizes, the raw redis-py floor, and workload E on
-taskkit-django with SQLite (neither needs a peer's virtualenv).
+"""Smoke runs of the benchmark harness: tiny sizes, the raw redis-py floor, taskkit's function
+and async rows (issue 13's workloads), and workload E on taskkit-django with SQLite (none needs
+a peer's virtualenv).
 
 They prove the harness works end to end (private redis-server or private database, adapter
 subprocesses, the counter, every workload, tables, JSON, chart). They assert nothing about
@@ -75,3 +76,28 @@ def test_workload_e_on_taskkit_django_with_sqlite(tmp_path: Path) -> None:
     assert runs["B1"][0]["done"] >= 100
     assert runs["C"][0]["count"] == 10
     assert (tmp_path / "e-e.svg").exists()
+
+
+@needs_redis
+def test_function_and_async_taskkit_rows(tmp_path: Path) -> None:
+    """The @kit.task and async def adapters, and the asyncio workloads, end to end."""
+    pytest.importorskip("taskkit_redis")
+    out_json = tmp_path / "issue13.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--only", "taskkit-fn,taskkit-async",
+         "--workloads", "B2,C,B-async,B-async-redis,C-async", "--n", "200", "--rt-n", "10",
+         "--json", str(out_json), "--chart", str(tmp_path / "issue13.svg")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| taskkit, async def function (this repo, Redis) |" in done.stdout
+
+    runs = json.loads(out_json.read_text())["results"]
+    for key, workloads in (("taskkit-fn", ("B2", "C")),
+                           ("taskkit-async", ("B-async", "B-async-redis", "C-async"))):
+        assert set(runs[key]) == set(workloads), key
+        for workload in workloads:
+            assert "error" not in runs[key][workload][0], (key, workload, runs[key][workload])
+    assert runs["taskkit-fn"]["B2"][0]["done"] >= 200
+    assert runs["taskkit-async"]["B-async-redis"][0]["done"] >= 200
+    assert runs["taskkit-async"]["C-async"][0]["count"] == 10
