@@ -49,9 +49,9 @@ class TestPostgreSQL(_DjangoKit):
 
 @pytest.mark.postgresql
 class TestPostgreSQLRealClock(_DjangoKit):
-    """PostgreSQL again with the database's clock in every test: the one-statement claim and
-    the batched finishes run only without a fake clock, so this is where the kit checks them
-    (tests that need to move time by hand are skipped)."""
+    """PostgreSQL again with the database's clock in every test: the one-statement claim runs
+    only without a fake clock, so this is where the kit checks it, and the outcome statement
+    on the database's clock (tests that need to move time by hand are skipped)."""
 
     alias = "pg"
 

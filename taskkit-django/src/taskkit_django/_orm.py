@@ -15,7 +15,8 @@ How each guarantee is kept:
 - **Time** is the database's clock (:func:`taskkit_django._db.now_sql`), unless a fake clock
   is given for tests.
 - **Fencing**: every change of a claimed task filters by id, ``state = running`` and the
-  claim's token; zero rows changed means the lease was lost.
+  claim's token; zero rows changed means the lease was lost. Every end of a claim is one
+  such update in :meth:`DjangoBackend.record_outcomes` (the base class derives the rest).
 - **Waits**: here they back off (MariaDB/MySQL); the SQLite flavour polls
   ``PRAGMA data_version``, the PostgreSQL flavour blocks on ``LISTEN``.
 """
@@ -36,7 +37,7 @@ from typing import Any, ClassVar
 from django.db import connections
 from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When
 from django.db.models.expressions import Combinable, RawSQL
-from django.db.models.functions import Least
+from django.db.models.functions import Greatest, Least
 from taskkit import (
     CancelResult,
     Claim,
@@ -45,13 +46,14 @@ from taskkit import (
     ControlKind,
     LeaseStatus,
     Outcome,
+    OutcomeWrite,
     QueueStats,
     Task,
     TaskState,
 )
-from taskkit.backend import Backend, earliest
+from taskkit.backend import Backend, OutcomeChange, earliest, outcome_changes
 from taskkit.clock import Clock
-from taskkit.errors import ConfigurationError, LeaseLost
+from taskkit.errors import ConfigurationError
 
 from . import _db
 from ._listen import OUTCOME_PREFIX, WORK_PREFIX
@@ -79,6 +81,7 @@ _SWEEP_EVERY = 60.0
 #: The flavour class of each database vendor that has one (filled by ``__init_subclass__``);
 #: any other vendor gets :class:`DjangoBackend` itself.
 _FLAVOURS: dict[str, type[DjangoBackend]] = {}
+
 
 class DjangoBackend(Backend):
     """Tasks in the tables of the ``taskkit`` app, on the database alias ``using``.
@@ -410,15 +413,7 @@ class DjangoBackend(Backend):
 
         dead: list[Outcome] = []
         if dead_ids:
-            base.filter(id__in=dead_ids).update(
-                state=DEAD,
-                error="worker lost",
-                finished=now,
-                expires=now + F("ttl"),
-                worker_id=None,
-                lease_expires=None,
-                cancel_requested=False,
-            )
+            base.filter(id__in=dead_ids).update(**self._finished(DEAD, error="worker lost"))
             dead = [outcome_from_row(r) for r in self._tasks().filter(id__in=dead_ids)]
             self._notify_outcomes(dead_ids)
             self._trim_dead_letters()
@@ -479,6 +474,23 @@ class DjangoBackend(Backend):
         self._lease_hints[group] = (running, now, time.monotonic())
         return now, (None if queued is None else float(queued)), running
 
+    def _finished(
+        self, state: str, *, result: bytes | None = None, error: str | None = None
+    ) -> dict[str, Any]:
+        """The column values of a task that reaches the finished ``state`` now: every finish
+        (a worker's outcome, a claim's "worker lost", a cancel of a queued task) writes these."""
+        now = self._now_expr()
+        return {
+            "state": state,
+            "result": result,
+            "error": error,
+            "finished": now,
+            "expires": now + F("ttl"),
+            "worker_id": None,
+            "lease_expires": None,
+            "cancel_requested": False,
+        }
+
     def _fenced(self, claims: Sequence[Claim]) -> Q:
         return reduce(or_, (Q(id=c.task.id, token=c.token) for c in claims)) & Q(state=RUNNING)
 
@@ -509,104 +521,60 @@ class DjangoBackend(Backend):
                 statuses.append(LeaseStatus.OK)
         return statuses
 
-    def _finish(
-        self,
-        claim: Claim,
-        state: TaskState,
-        *,
-        result: bytes | None = None,
-        error: str | None = None,
-    ) -> None:
-        def op(replaying: bool) -> None:
-            if not self._finish_row(claim, state, result, error) and not (
-                replaying and self._replayed(claim, state)
-            ):
-                raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        # One transaction for the batch (one commit, and SQLite's writers' gate once); rows
+        # are changed in id order, the order a bulk statement locks them in, so two batches
+        # never wait on each other in a cycle.
+        changes = sorted(outcome_changes(writes), key=lambda c: c.claim.task.id)
 
-        self._run(op)
+        def op(replaying: bool) -> list[bool]:
+            applied = [False] * len(writes)
+            if not changes:
+                return applied
+            with _db.write_transaction(self.using):
+                for change in changes:
+                    applied[change.index] = self._apply_outcome(change) or (
+                        replaying and self._replayed(change.claim, change.state)
+                    )
+                done = [c for c in changes if applied[c.index]]
+                self._notify_work(c.claim.task.group for c in done if c.due is not None)
+                self._notify_outcomes(c.claim.task.id for c in done if c.due is None)
+                if any(c.state is TaskState.DEAD for c in done):
+                    self._trim_dead_letters()
+            return applied
 
-    def _finish_row(
-        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
-    ) -> bool:
-        """The fenced RUNNING → finished update; True if it changed the row.
+        return self._run(op)  # type: ignore[no-any-return]
 
-        One UPDATE is atomic on its own, so no transaction is opened around it.
+    def _apply_outcome(self, change: OutcomeChange) -> bool:
+        """The fenced update of one outcome; True if it changed the row.
+
+        The token stays on the row so that a replay can recognise its own write; fenced
+        changes also require state = running, so it grants nothing.
         """
-        now = self._now_expr()
-        changed = (
-            self._tasks()
-            .filter(self._fenced([claim]))
-            .update(
-                state=state.value,
-                result=result,
-                error=error,
-                finished=now,
-                expires=now + F("ttl"),
-                worker_id=None,
-                lease_expires=None,
-                cancel_requested=False,
-            )
+        fenced = self._tasks().filter(self._fenced([change.claim]))
+        if change.due is None:
+            values = self._finished(change.state.value, result=change.result, error=change.error)
+            return bool(fenced.update(**values))
+        counts: dict[str, Any]
+        if change.retried:
+            counts = {"retry_count": F("retry_count") + 1, "deliveries": 0}
+        else:
+            counts = {"deliveries": Greatest(F("deliveries") - 1, Value(0))}
+        requeued = fenced.update(
+            state=QUEUED,
+            due=change.due,
+            error=change.error,
+            worker_id=None,
+            lease_expires=None,
+            **counts,
         )
-        return bool(changed)
+        return bool(requeued)
 
     def _replayed(self, claim: Claim, state: TaskState) -> bool:
         """After a reconnect: did our first attempt already commit this very change?"""
         return bool(
             self._tasks().filter(id=claim.task.id, token=claim.token, state=state.value).exists()
         )
-
-    def complete(self, claim: Claim, result: bytes) -> None:
-        self._finish(claim, TaskState.SUCCEEDED, result=result)
-
-    def fail(self, claim: Claim, error: str) -> None:
-        self._finish(claim, TaskState.FAILED, error=error)
-
-    def discard(self, claim: Claim, reason: str) -> None:
-        self._finish(claim, TaskState.DISCARDED, error=reason)
-
-    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
-        self._finish(claim, TaskState.CANCELLED, error=reason)
-
-    def retry(self, claim: Claim, due: float, error: str) -> None:
-        def op(replaying: bool) -> None:
-            with _db.write_transaction(self.using):
-                # The token stays on the queued row so that a replay can recognise its own
-                # write; fenced changes also require state = running, so it grants nothing.
-                changed = (
-                    self._tasks()
-                    .filter(self._fenced([claim]))
-                    .update(
-                        state=QUEUED,
-                        due=due,
-                        retry_count=F("retry_count") + 1,
-                        deliveries=0,
-                        error=error,
-                        worker_id=None,
-                        lease_expires=None,
-                    )
-                )
-                if not changed and not (replaying and self._replayed(claim, TaskState.QUEUED)):
-                    raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
-                self._notify_work([claim.task.group])
-
-        self._run(op)
-
-    def release(self, claims: Sequence[Claim]) -> None:
-        if not claims:
-            return
-
-        def op(replaying: bool) -> None:
-            with _db.write_transaction(self.using):
-                for chunk in chunks(claims, 200):
-                    self._tasks().filter(self._fenced(chunk)).update(
-                        state=QUEUED,
-                        deliveries=F("deliveries") - 1,
-                        worker_id=None,
-                        lease_expires=None,
-                    )
-                self._notify_work(c.task.group for c in claims)
-
-        self._run(op)
 
     def release_worker(self, worker_id: str) -> int:
         def op(replaying: bool) -> int:
@@ -633,17 +601,9 @@ class DjangoBackend(Backend):
     def cancel(self, task_id: str, reason: str = "cancelled") -> CancelResult:
         def op(replaying: bool) -> CancelResult:
             with _db.write_transaction(self.using):
-                now = self._now_expr()
                 row = self._tasks().filter(self._live(), id=task_id)
-                if row.filter(state=QUEUED).update(
-                    state=TaskState.CANCELLED.value,
-                    error=reason,
-                    finished=now,
-                    expires=now + F("ttl"),
-                    worker_id=None,
-                    lease_expires=None,
-                    cancel_requested=False,
-                ):
+                cancelled = self._finished(TaskState.CANCELLED.value, error=reason)
+                if row.filter(state=QUEUED).update(**cancelled):
                     self._notify_outcomes([task_id])
                     return CancelResult.CANCELLED
                 if row.filter(state=RUNNING).update(cancel_requested=True):

@@ -1,9 +1,9 @@
 """The PostgreSQL flavour of :class:`~taskkit_django._orm.DjangoBackend`.
 
-What differs from the portable ORM code: puts, claims and finishes are one statement each
-(a put or finish with its ``pg_notify`` in the same statement, so a waiter wakes only once
-the change is visible), a worker's batch of outcomes is one statement too, and waits block
-on ``LISTEN`` (:mod:`taskkit_django._listen`) instead of backing off.
+What differs from the portable ORM code: puts, claims and a worker's batch of outcomes are
+one statement each (with their ``pg_notify`` in the same statement, so a waiter wakes only
+once the change is visible), and waits block on ``LISTEN`` (:mod:`taskkit_django._listen`)
+instead of backing off.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from django.db import connections
 from taskkit import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
-from taskkit.backend import Backend, earliest
+from taskkit.backend import Backend, earliest, outcome_changes
 
 from . import _db, _listen
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
@@ -65,31 +65,37 @@ FROM (
 ) AS s
 LEFT JOIN claimed AS c ON true
 """
-#: Many finishes (complete, fail, discard, acknowledge_cancel) in one statement, each fenced by
-#: its own token exactly as :meth:`PostgresBackend._finish_row` fences one; the ids it changed
-#: come back with their notifications, sent at commit like the single finish's.
-_FINISH_MANY_SQL = """
+#: A batch of outcomes in one statement, each fenced by its own token as the ORM's update is
+#: (:meth:`DjangoBackend._apply_outcome`): a finish sets its state, result and error, stamps
+#: the clock and the expiry; a retry or defer (``due`` set) queues the task again, a retry
+#: counting itself and starting a fresh attempt, a defer handing back this claim's delivery.
+#: The rows it changed come back with their notifications (the task's waiters for a finish,
+#: the group's claimers for a requeue), sent at commit like every other.
+_OUTCOMES_SQL = """
 WITH input AS (
     SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[],
-                         %(results)s::bytea[], %(errors)s::text[])
-        AS i(id, token, state, result, error)
+                         %(results)s::bytea[], %(errors)s::text[],
+                         %(dues)s::double precision[], %(retried)s::boolean[])
+        AS i(id, token, state, result, error, due, retried)
 ), done AS (
     UPDATE taskkit_task AS t
-    SET state = i.state, result = i.result, error = i.error, finished = {now},
-        expires = {now} + t.ttl, worker_id = NULL, lease_expires = NULL,
-        cancel_requested = false
+    SET state = i.state, result = i.result, error = i.error,
+        due = COALESCE(i.due, t.due),
+        retry_count = t.retry_count + CASE WHEN i.retried THEN 1 ELSE 0 END,
+        deliveries = CASE WHEN i.due IS NULL THEN t.deliveries
+                          WHEN i.retried THEN 0 ELSE GREATEST(t.deliveries - 1, 0) END,
+        finished = CASE WHEN i.due IS NULL THEN {now} END,
+        expires = CASE WHEN i.due IS NULL THEN {now} + t.ttl END,
+        cancel_requested = i.due IS NOT NULL AND t.cancel_requested,
+        worker_id = NULL, lease_expires = NULL
     FROM input AS i
     WHERE t.id = i.id AND t.token = i.token AND t.state = %(running)s
-    RETURNING t.id, t.token
+    RETURNING t.id, t.token, t."group", i.due IS NULL AS finished
 )
-SELECT id, token, pg_notify(%(channel)s, %(prefix)s || id) FROM done
+SELECT id, token,
+    pg_notify(%(channel)s, CASE WHEN finished THEN %(outcome)s || id ELSE %(work)s || "group" END)
+FROM done
 """
-_FINISHED_BY = {
-    "complete": TaskState.SUCCEEDED,
-    "fail": TaskState.FAILED,
-    "discard": TaskState.DISCARDED,
-    "acknowledge_cancel": TaskState.CANCELLED,
-}
 
 #: A task's record while it lives (an expired record counts as gone), for ``get_outcome``.
 _OUTCOME_SQL = """
@@ -98,13 +104,37 @@ SELECT id, "group", name, data, due, created, scheduled, retry_count, ttl, timeo
 FROM taskkit_task WHERE id = %(id)s AND (expires IS NULL OR expires > {now})
 """
 _OUTCOME_COLUMNS = (
-    "id", "group", "name", "data", "due", "created", "scheduled", "retry_count", "ttl",
-    "timeout", "deliveries", "state", "result", "error", "finished",
+    "id",
+    "group",
+    "name",
+    "data",
+    "due",
+    "created",
+    "scheduled",
+    "retry_count",
+    "ttl",
+    "timeout",
+    "deliveries",
+    "state",
+    "result",
+    "error",
+    "finished",
 )
 
 _CLAIM_COLUMNS = (
-    "id", "group", "name", "data", "due", "created", "scheduled", "retry_count", "ttl",
-    "timeout", "deliveries", "token", "lease_expires",
+    "id",
+    "group",
+    "name",
+    "data",
+    "due",
+    "created",
+    "scheduled",
+    "retry_count",
+    "ttl",
+    "timeout",
+    "deliveries",
+    "token",
+    "lease_expires",
 )
 
 
@@ -183,52 +213,46 @@ class PostgresBackend(DjangoBackend):
         return ClaimBatch(claims, earliest(queued_min, running_min), [])
 
     def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
-        finishes: dict[tuple[str, str], int] = {}
-        for i, w in enumerate(writes):
-            # A second write for one claim finds the token stale, as it would alone.
-            if w.action in _FINISHED_BY:
-                finishes.setdefault((w.claim.task.id, w.claim.token), i)
-        if self.clock is not None or len(finishes) < 2:
-            return super().record_outcomes(writes)
+        changes = outcome_changes(writes)
         applied = [False] * len(writes)
-        done = self._finish_many([writes[i] for i in finishes.values()])
-        for key, i in finishes.items():
-            applied[i] = key in done
-        others = [i for i, w in enumerate(writes) if w.action not in _FINISHED_BY]
-        if others:  # retries: rare, and each its own primitive
-            for i, ok in zip(others, super().record_outcomes([writes[i] for i in others])):
-                applied[i] = ok
-        return applied
-
-    def _finish_many(self, writes: Sequence[OutcomeWrite]) -> set[tuple[str, str]]:
-        """Apply finishes in one statement; the (id, token) pairs that were applied."""
-        ids, tokens, states, results, errors = [], [], [], [], []
-        for w in writes:
-            ids.append(w.claim.task.id)
-            tokens.append(w.claim.token)
-            states.append(_FINISHED_BY[w.action].value)
-            value = w.value.encode() if isinstance(w.value, str) else w.value
-            results.append(value if w.action == "complete" else None)
-            errors.append(None if w.action == "complete" else value.decode())
-        params = {"ids": ids, "tokens": tokens, "states": states, "results": results,
-                  "errors": errors, "running": RUNNING, "channel": CHANNEL,
-                  "prefix": OUTCOME_PREFIX}
-        sql = _FINISH_MANY_SQL.format(now=_db.now_sql(self.using))
+        if not changes:
+            return applied
+        params: dict[str, Any] = {
+            "ids": [c.claim.task.id for c in changes],
+            "tokens": [c.claim.token for c in changes],
+            "states": [c.state.value for c in changes],
+            "results": [c.result for c in changes],
+            "errors": [c.error for c in changes],
+            "dues": [c.due for c in changes],
+            "retried": [c.retried for c in changes],
+            "running": RUNNING,
+            "channel": CHANNEL,
+            "outcome": OUTCOME_PREFIX,
+            "work": WORK_PREFIX,
+        }
+        if self.clock is None:
+            now = _db.now_sql(self.using)
+        else:
+            now, params["now"] = "%(now)s", self.clock.time()
+        sql = _OUTCOMES_SQL.format(now=now)
 
         def op(replaying: bool) -> set[tuple[str, str]]:
             done = {(row[0], row[1]) for row in _db.pg_execute(self.using, sql, params)}
             if replaying:
                 # The first attempt may have committed before its answer was lost: a write
                 # whose row already carries its token and target state was ours.
-                for w, state in zip(writes, states):
-                    key = (w.claim.task.id, w.claim.token)
-                    if key not in done and self._tasks().filter(
-                        id=key[0], token=key[1], state=state
-                    ).exists():
+                for change in changes:
+                    key = (change.claim.task.id, change.claim.token)
+                    if key not in done and self._replayed(change.claim, change.state):
                         done.add(key)
             return done
 
-        return self._run(op)  # type: ignore[no-any-return]
+        done: set[tuple[str, str]] = self._run(op)
+        for change in changes:
+            applied[change.index] = (change.claim.task.id, change.claim.token) in done
+        if any(c.state is TaskState.DEAD and applied[c.index] for c in changes):
+            self._run(lambda _replaying: self._trim_dead_letters())
+        return applied
 
     def _store_new(self, tasks: Sequence[Task]) -> set[str]:
         # Autocommit statements: each insert (of a chunk) also notifies the workers itself.
@@ -271,29 +295,6 @@ class PostgresBackend(DjangoBackend):
             params += [CHANNEL, WORK_PREFIX]
             stored.update(r[0] for r in _db.pg_execute(self.using, sql, params))
         return stored
-
-    def _finish_row(
-        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
-    ) -> bool:
-        # The update and its NOTIFY in one statement, one round trip, one transaction.
-        params: list[Any] = []
-        if self.clock is not None:
-            now_sql = "%s"
-            params.append(self.clock.time())
-        else:
-            now_sql = _db.now_sql(self.using)
-        sql = (
-            "WITH done AS (UPDATE taskkit_task SET state = %s, result = %s, error = %s, "  # noqa: S608
-            f"finished = {now_sql}, expires = {now_sql} + ttl, worker_id = NULL, "
-            "lease_expires = NULL, cancel_requested = false "
-            "WHERE id = %s AND token = %s AND state = %s RETURNING id) "
-            "SELECT pg_notify(%s, %s || id) FROM done"
-        )
-        if self.clock is not None:
-            params.append(self.clock.time())
-        args = [state.value, result, error, *params, claim.task.id, claim.token, RUNNING]
-        args += [CHANNEL, OUTCOME_PREFIX]
-        return len(_db.pg_execute(self.using, sql, args)) > 0
 
     def _before_claim(self, group: str) -> None:
         listener = self._listener

@@ -1,10 +1,9 @@
 """The SQLite flavour of :class:`~taskkit_django._orm.DjangoBackend`.
 
-What differs from the portable ORM code: SQLite has one writer at a time, so a finish takes
-the writers' gate (``BEGIN IMMEDIATE``) like every other write; waits poll
-``PRAGMA data_version`` (a counter of other connections' commits, read without a lock)
-instead of backing off; and :meth:`SQLiteBackend.check` warns about a journal mode other
-than WAL.
+What differs from the portable ORM code: waits poll ``PRAGMA data_version`` (a counter of
+other connections' commits, read without a lock) instead of backing off; and
+:meth:`SQLiteBackend.check` warns about a journal mode other than WAL. (Every write, outcomes
+included, passes SQLite's writers' gate in :func:`taskkit_django._db.write_transaction`.)
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ import time
 from typing import Any, ClassVar
 
 from django.db import connections
-from taskkit import Claim, Outcome, TaskState
+from taskkit import Outcome
 
-from . import _db
 from ._orm import DjangoBackend
 
 __all__ = ["SQLiteBackend"]
@@ -26,7 +24,7 @@ log = logging.getLogger("taskkit.django")
 
 
 class SQLiteBackend(DjangoBackend):
-    """The SQLite flavour: finishes behind the writers' gate, waits on ``data_version``."""
+    """The SQLite flavour: waits on ``data_version``, warns about journal modes but WAL."""
 
     for_vendor: ClassVar[str | None] = "sqlite"
 
@@ -37,13 +35,6 @@ class SQLiteBackend(DjangoBackend):
 
     def _before_claim(self, group: str) -> None:
         self._data_versions[threading.get_ident()] = self._data_version()
-
-    def _finish_row(
-        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
-    ) -> bool:
-        # One UPDATE is atomic, but SQLite serialises writers: it takes the gate as they do.
-        with _db.write_transaction(self.using):
-            return super()._finish_row(claim, state, result, error)
 
     def wait_for_work(self, group: str, timeout: float) -> None:
         seen = self._data_versions.get(threading.get_ident())

@@ -26,13 +26,14 @@ from taskkit import (
     ClaimBatch,
     ControlEvent,
     ControlKind,
-    LeaseLost,
     LeaseStatus,
     Outcome,
+    OutcomeWrite,
     QueueStats,
     Task,
     TaskState,
 )
+from taskkit.backend import OutcomeChange, earliest, outcome_changes
 from taskkit.clock import Clock, SystemClock
 
 from . import _schema
@@ -48,6 +49,12 @@ _OUTCOME_COLUMNS = f"{_schema.TASK_COLUMNS}, state, result, error, finished"
 _SELECT_TASKS = f"SELECT {_schema.TASK_COLUMNS}, state FROM tasks"  # noqa: S608
 _SELECT_OUTCOMES = f"SELECT {_OUTCOME_COLUMNS} FROM tasks"  # noqa: S608
 _INSERT_TASK = f"INSERT OR IGNORE INTO tasks ({_schema.TASK_COLUMNS}, state)"
+#: A running task finishes (state, result, error, the time twice, id): the one statement for
+#: every finish, a claim's outcomes (which append their fence) and "worker lost" alike.
+_FINISH = (
+    "UPDATE tasks SET state = ?, result = ?, error = ?, finished = ?, expires = ? + ttl,"
+    " token = NULL, worker_id = NULL, cancel_requested = 0 WHERE id = ? AND state = 'running'"
+)
 
 
 def _task(row: Sequence[Any]) -> Task:
@@ -317,16 +324,10 @@ class SQLiteBackend(Backend):
             " AND lease_expires > ?)",
             (group, now, group, now),
         ).fetchone()
-        times = [t for t in row if t is not None]
-        return min(times) if times else None
+        return earliest(*row)
 
     def _dead_letter(self, conn: sqlite3.Connection, row: Sequence[Any], now: float) -> Outcome:
-        conn.execute(
-            "UPDATE tasks SET state = 'dead', error = 'worker lost', finished = ?,"
-            " expires = ? + ttl, token = NULL, worker_id = NULL, cancel_requested = 0"
-            " WHERE id = ?",
-            (now, now, row[0]),
-        )
+        conn.execute(_FINISH, ("dead", None, "worker lost", now, now, row[0]))
         return Outcome(_task(row), TaskState.DEAD, None, "worker lost", now)
 
     def _trim_dead_letters(self, conn: sqlite3.Connection) -> None:
@@ -361,53 +362,41 @@ class SQLiteBackend(Backend):
                     statuses.append(LeaseStatus.CANCEL_REQUESTED if row[0] else LeaseStatus.OK)
         return statuses
 
-    def _finish(
-        self, claim: Claim, state: TaskState, result: bytes | None, error: str | None
-    ) -> None:
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        changes = outcome_changes(writes)  # checks the whole batch before anything is written
+        applied = [False] * len(writes)
+        if not changes:
+            return applied
         now = self.now()
         with self._write() as conn:
+            for change in changes:
+                applied[change.index] = self._end_claim_row(conn, change, now)
+            if any(c.state is TaskState.DEAD and applied[c.index] for c in changes):
+                self._trim_dead_letters(conn)
+        return applied
+
+    def _end_claim_row(self, conn: sqlite3.Connection, change: OutcomeChange, now: float) -> bool:
+        fence = (change.claim.task.id, change.claim.token)
+        if change.due is None:  # a finish: complete, fail, discard, acknowledge_cancel, bury
             cur = conn.execute(
-                "UPDATE tasks SET state = ?, result = ?, error = ?, finished = ?,"
-                " expires = ? + ttl, token = NULL, worker_id = NULL, cancel_requested = 0"
-                " WHERE id = ? AND token = ? AND state = 'running'",
-                (state.value, result, error, now, now, claim.task.id, claim.token),
+                _FINISH + " AND token = ?",
+                (change.state.value, change.result, change.error, now, now, *fence),
             )
-            if cur.rowcount != 1:
-                raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
-
-    def complete(self, claim: Claim, result: bytes) -> None:
-        self._finish(claim, TaskState.SUCCEEDED, bytes(result), None)
-
-    def fail(self, claim: Claim, error: str) -> None:
-        self._finish(claim, TaskState.FAILED, None, error)
-
-    def discard(self, claim: Claim, reason: str) -> None:
-        self._finish(claim, TaskState.DISCARDED, None, reason)
-
-    def acknowledge_cancel(self, claim: Claim, reason: str) -> None:
-        self._finish(claim, TaskState.CANCELLED, None, reason)
-
-    def retry(self, claim: Claim, due: float, error: str) -> None:
-        with self._write() as conn:
+        elif change.retried:  # a fresh attempt: the retry counts, the deliveries start again
             cur = conn.execute(
-                "UPDATE tasks SET state = 'queued', due = ?, retry_count = retry_count + 1,"
-                " deliveries = 0, error = ?, token = NULL, worker_id = NULL, lease_expires = NULL"
+                "UPDATE tasks SET state = 'queued', due = ?, error = ?, retry_count = retry_count"
+                " + 1, deliveries = 0, token = NULL, worker_id = NULL, lease_expires = NULL"
                 " WHERE id = ? AND token = ? AND state = 'running'",
-                (due, error, claim.task.id, claim.token),
+                (change.due, change.error, *fence),
             )
-            if cur.rowcount != 1:
-                raise LeaseLost(f"task {claim.task.id!r}: the claim's token is stale")
-
-    def release(self, claims: Sequence[Claim]) -> None:
-        if not claims:
-            return
-        with self._write() as conn:
-            conn.executemany(
-                "UPDATE tasks SET state = 'queued', deliveries = MAX(0, deliveries - 1),"
-                " token = NULL, worker_id = NULL, lease_expires = NULL"
-                " WHERE id = ? AND token = ? AND state = 'running'",
-                [(c.task.id, c.token) for c in claims],
+        else:  # a defer: handed back unrun, so this claim's delivery does not count
+            cur = conn.execute(
+                "UPDATE tasks SET state = 'queued', due = ?, error = ?,"
+                " deliveries = MAX(0, deliveries - 1), token = NULL, worker_id = NULL,"
+                " lease_expires = NULL WHERE id = ? AND token = ? AND state = 'running'",
+                (change.due, change.error, *fence),
             )
+        return cur.rowcount == 1
 
     def release_worker(self, worker_id: str) -> int:
         now = self.now()
