@@ -21,7 +21,7 @@ from taskkit.backend import Backend, earliest, outcome_changes
 from . import _db, _listen
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
 from ._orm import DjangoBackend
-from ._rows import QUEUED, RUNNING, chunks, outcome_from_row, task_from_values
+from ._rows import QUEUED, RUNNING, TASK_FIELDS, chunks, outcome_from_row, task_from_values
 
 __all__ = ["PostgresBackend"]
 
@@ -103,39 +103,9 @@ SELECT id, "group", name, data, due, created, scheduled, retry_count, ttl, timeo
     deliveries, state, result, error, finished
 FROM taskkit_task WHERE id = %(id)s AND (expires IS NULL OR expires > {now})
 """
-_OUTCOME_COLUMNS = (
-    "id",
-    "group",
-    "name",
-    "data",
-    "due",
-    "created",
-    "scheduled",
-    "retry_count",
-    "ttl",
-    "timeout",
-    "deliveries",
-    "state",
-    "result",
-    "error",
-    "finished",
-)
+_OUTCOME_COLUMNS = (*TASK_FIELDS, "state", "result", "error", "finished")
 
-_CLAIM_COLUMNS = (
-    "id",
-    "group",
-    "name",
-    "data",
-    "due",
-    "created",
-    "scheduled",
-    "retry_count",
-    "ttl",
-    "timeout",
-    "deliveries",
-    "token",
-    "lease_expires",
-)
+_CLAIM_COLUMNS = (*TASK_FIELDS, "token", "lease_expires")
 
 
 class PostgresBackend(DjangoBackend):

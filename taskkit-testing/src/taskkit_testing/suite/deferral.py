@@ -7,10 +7,11 @@ import threading
 import time
 
 import pytest
-from taskkit import Backend, Claim, LeaseLost, Outcome, OutcomeWrite, TaskState
+from taskkit import Backend, LeaseLost, Outcome, OutcomeWrite, TaskState
 
 from .._base import BackendPool, KitSettings, KitTestBase, Timing
 from ..helpers import TaskMaker, claim_one, field_differences, outcome_of, raises, violated
+from .fencing import _stale_and_current
 
 __all__ = ["DeferralTests"]
 
@@ -21,25 +22,6 @@ REASON = "unknown task: no handler for this name yet"
 class DeferralTests(KitTestBase):
     """``defer`` queues a task again at a due time without counting the delivery or the retry;
     ``bury`` makes it a dead letter; both are fenced like every end of a claim."""
-
-    def _stale_and_current(
-        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
-    ) -> tuple[Backend, Claim, Backend, Claim]:
-        """A task claimed by worker 1 whose lease expired and that worker 2 then claimed."""
-        first, second = backends.primary, backends.new()
-        task = tasks.one()
-        first.put([task])
-        stale = claim_one(first, task.group, "w1", timing.short_lease, 3)
-        timing.advance_past(stale.lease_expires)
-        current = claim_one(
-            second,
-            task.group,
-            "w2",
-            timing.long_lease,
-            3,
-            "a task whose lease expired must be claimable by another worker",
-        )
-        return first, stale, second, current
 
     # ------------------------------------------------------------------ defer
 
@@ -307,7 +289,7 @@ class DeferralTests(KitTestBase):
     def test_a_stale_token_is_rejected(
         self, action: str, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
-        first, stale, second, current = self._stale_and_current(backends, tasks, timing)
+        first, stale, second, current = _stale_and_current(backends, tasks, timing)
         before = second.get_outcome(current.task.id)
         due = timing.now() if action == "defer" else None
         answer = first.record_outcomes([OutcomeWrite(stale, action, REASON, due)])  # type: ignore[arg-type]
@@ -332,7 +314,7 @@ class DeferralTests(KitTestBase):
     def test_defer_and_bury_in_one_batch_with_the_other_actions(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
-        first, stale, second, current = self._stale_and_current(backends, tasks, timing)
+        first, stale, second, current = _stale_and_current(backends, tasks, timing)
         other_group = f"{tasks.group}-b"
         first.put(tasks.many(2) + tasks.many(2, group=other_group))
         claims = first.claim(tasks.group, "w1", 2, timing.long_lease, 3).claims

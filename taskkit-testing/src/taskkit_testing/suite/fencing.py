@@ -44,30 +44,30 @@ def _changes(before: Outcome | None, after: Outcome | None) -> str:
     )
 
 
+def _stale_and_current(
+    backends: BackendPool, tasks: TaskMaker, timing: Timing
+) -> tuple[Backend, Claim, Backend, Claim]:
+    """A task claimed by worker 1 whose lease expired and that worker 2 then claimed: a stale
+    claim and the current one (also used by the deferral topic)."""
+    first, second = backends.primary, backends.new()
+    task = tasks.one()
+    first.put([task])
+    stale = claim_one(first, task.group, "w1", timing.short_lease, 3)
+    timing.advance_past(stale.lease_expires)
+    batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
+    assert batch.claims, violated("a task whose lease expired was not claimable by another worker")
+    return first, stale, second, batch.claims[0]
+
+
 class FencingTests(KitTestBase):
     """Completing, retrying, failing, discarding, cancelling or renewing with a stale token is
     rejected with ``LeaseLost`` (renew: LOST) and changes nothing."""
-
-    def _stale_and_current(
-        self, backends: BackendPool, tasks: TaskMaker, timing: Timing
-    ) -> tuple[Backend, Claim, Backend, Claim]:
-        """A task claimed by worker 1 whose lease expired and that worker 2 then claimed."""
-        first, second = backends.primary, backends.new()
-        task = tasks.one()
-        first.put([task])
-        stale = claim_one(first, task.group, "w1", timing.short_lease, 3)
-        timing.advance_past(stale.lease_expires)
-        batch = second.claim(task.group, "w2", 1, timing.long_lease, 3)
-        assert batch.claims, violated(
-            "a task whose lease expired was not claimable by another worker"
-        )
-        return first, stale, second, batch.claims[0]
 
     @pytest.mark.parametrize("operation", sorted(STATE_CHANGES))
     def test_stale_token_is_rejected(
         self, operation: str, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
-        first, stale, second, current = self._stale_and_current(backends, tasks, timing)
+        first, stale, second, current = _stale_and_current(backends, tasks, timing)
         before = second.get_outcome(current.task.id)
         with raises(LeaseLost, f"a stale fencing token was accepted by {operation}()"):
             STATE_CHANGES[operation](first, stale)
@@ -87,7 +87,7 @@ class FencingTests(KitTestBase):
     def test_stale_renew_is_lost_and_extends_nothing(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
-        first, stale, second, current = self._stale_and_current(backends, tasks, timing)
+        first, stale, second, current = _stale_and_current(backends, tasks, timing)
         answer = first.renew([stale, current], timing.long_lease)
         assert answer == [LeaseStatus.LOST, LeaseStatus.OK], violated(
             "renew with a stale fencing token must answer LOST (and a current one OK)",
@@ -175,7 +175,7 @@ class FencingTests(KitTestBase):
     def test_record_outcomes_writes_each_like_its_primitive(
         self, backends: BackendPool, tasks: TaskMaker, timing: Timing
     ) -> None:
-        first, stale, second, current = self._stale_and_current(backends, tasks, timing)
+        first, stale, second, current = _stale_and_current(backends, tasks, timing)
         other_group = f"{tasks.group}-b"
         batch = tasks.many(3) + tasks.many(2, group=other_group)
         first.put(batch)
