@@ -1,4 +1,5 @@
-"""``KitConfig``: every field is validated, and the error names the field."""
+"""The kit's data: every ``KitConfig`` field is validated (the error names the field), and
+``KitParts`` is built as a kit builds its own parts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import dataclasses
 from typing import Any
 
 import pytest
-from taskkit import ConfigurationError, Kit, KitConfig, MemoryBackend
+from taskkit import ConfigurationError, FakeClock, Kit, KitConfig, MemoryBackend, Task, hookimpl
+from taskkit._backend_clock import BackendClock
+from taskkit._kitdata import KitParts
+from taskkit.plugins import get_plugin_manager
 
 from .handlers import RecordingHandler
 
@@ -85,3 +89,27 @@ def test_heartbeat_must_stay_below_the_lease() -> None:
 def test_the_defaults_are_valid() -> None:
     config = KitConfig()
     assert config.heartbeat == config.lease_seconds / 3
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    @hookimpl
+    def taskkit_task_started(self, task: Task, worker_id: str) -> None:
+        self.started.append(worker_id)
+
+
+def test_kit_parts_are_built_as_a_kit_builds_its_own() -> None:
+    listener = Listener()
+    backend = MemoryBackend(clock=FakeClock(7.0))
+    parts = KitParts.of(backend, RecordingHandler(), KitConfig(), [listener])
+    assert parts.plugins == (listener,)
+    parts.hook_caller.call(
+        "taskkit_task_started", task=Task("t", "g", "n", b"", 0.0, 0.0), worker_id="w1"
+    )
+    assert listener.started == ["w1"], "the kit-local plugins are called"
+    assert parts.backend_now() == 7.0
+    assert parts.clock.resync_after == BackendClock.KIT_RESYNC
+    plain = KitParts.of(backend, RecordingHandler(), KitConfig())
+    assert plain.hook_caller.plugin_manager is get_plugin_manager()
