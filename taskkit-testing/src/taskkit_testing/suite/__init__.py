@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 # ``X as X``: the explicit re-exports a type checker sees (``__all__`` is computed below).
+from .async_tasks import AsyncTaskTests as AsyncTaskTests
 from .bad_input import BadInputTests as BadInputTests
 from .concurrency import ConcurrencyTests as ConcurrencyTests
 from .control import CancelTests as CancelTests
@@ -29,11 +30,14 @@ from .results import WaitingTests as WaitingTests
 from .runtime import RuntimeTests as RuntimeTests
 from .scheduling import SchedulingTests as SchedulingTests
 from .serialization import SerializationTests as SerializationTests
+from .unknown_tasks import UnknownTaskTests as UnknownTaskTests
 
 
 class BackendTests(
     # pytest collects inherited tests in reverse MRO order: listing the topics backwards
     # runs them in TOPICS order, the quick contract checks before the process tests.
+    UnknownTaskTests,
+    AsyncTaskTests,
     FunctionTaskTests,
     RuntimeTests,
     RecoveryTests,
