@@ -21,9 +21,16 @@ nitpicky = True
 # are the only references allowed to stay unresolved.
 nitpick_ignore_regex = [
     ("py:.*", r"(datetime|collections\.abc|typing|multiprocessing|enum|pathlib|os|threading)\..*"),
+    ("py:.*", r"(asyncio)\..*"),
+    ("py:class", r"datetime"),
     ("py:.*", r"(pluggy\.)?(PluginManager|HookimplMarker)(\..*)?"),
     # Type aliases and type variables of signatures, explained in the text around them.
     ("py:class", r"(ShouldRestart|HelperServices|PollingInterval|ExceptionTypes|_F|_T)"),
+    # The ParamSpec and type variables of function tasks and results (P, R, T).
+    ("py:class", r"(taskkit\.\w+\.)?(P|R|T)(\.args|\.kwargs)?"),
+    # What function tasks and results need of their kit, and the private base class.
+    ("py:class", r"(taskkit\.\w+\.)?(TaskProducer|ResultSource|TaskDecorator)"),
+    ("py:class", r"(taskkit\.functions\.)?(_BaseTaskFunction|AnyTaskFunction)"),
     # Private helpers that appear in signatures (taskkit._health).
     ("py:class", r"(taskkit\._health\.)?BackendHealth"),
     ("py:class", r"taskkit\.schedule\.DataEncoder"),  # "anything with encode_data"
