@@ -1,61 +1,37 @@
-"""The taskkit 0.2 README's code, run unchanged on the in-memory backend."""
+"""The taskkit 0.2 README's code, run unchanged on the in-memory backend.
+
+The README's program (handler, schedule entries, worker arguments, first task) has one copy
+for the core, Redis and Django suites: :mod:`taskkit_testing.readme`.
+"""
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
 
 import pytest
-from taskkit import (
-    RegularSchedule,
-    ResultGetTimedOut,
-    ScheduleEntriesCompatMapping,
-    ScheduleEntry,
-    make_kit,
-)
+from taskkit import RegularSchedule, ResultGetTimedOut, ScheduleEntry, make_kit
 from taskkit.schedule import normalize_entries
-
-# The README's handler: one copy for the core, Redis and Django suites.
-from taskkit_testing.readme import GROUP_NAME, Handler
-
-
-def _schedule_entries() -> ScheduleEntriesCompatMapping:
-    return {
-        "scheduler_name": [
-            ScheduleEntry(
-                key="every-half-hour",
-                group=GROUP_NAME,
-                name="bar",
-                data=Handler().encode_data(GROUP_NAME, "bar", "SOME DATA"),
-                schedule=RegularSchedule(seconds={0}, minutes={0, 30}),
-            ),
-            {
-                "key": "at-30",
-                "group": GROUP_NAME,
-                "name": "bar",
-                "data": 2,
-                "schedule": RegularSchedule(seconds={0}, minutes={30}),
-            },
-        ],
-        "another_scheduler": [],
-    }
+from taskkit_testing.readme import (
+    FOO_RESULT,
+    GROUP_NAME,
+    Handler,
+    initiate_foo,
+    schedule_entries,
+    worker_options,
+)
 
 
 @pytest.mark.slow
 def test_start_processes_initiate_and_get() -> None:
     kit = make_kit("memory://", Handler())
-    processes = kit.start_processes(
-        num_processes=3, num_worker_threads_per_group={GROUP_NAME: 3}, daemon=True
-    )
+    processes = kit.start_processes(**worker_options(3), daemon=True)
     try:
-        result = kit.initiate_task(
-            GROUP_NAME, "foo", dict(some_data=1), due=datetime.now() + timedelta(seconds=0.2)
-        )
+        result = initiate_foo(kit, delay=0.2)
         try:
             value = result.get(timeout=10)
         except ResultGetTimedOut:
             raise AssertionError("the task did not run") from None
-        assert value == {"doubled": 2}
+        assert value == FOO_RESULT
     finally:
         kit.send_shutdown_event()
         for process in processes:
@@ -69,12 +45,7 @@ def test_start_blocks_until_shutdown_with_schedule_entries() -> None:
     finished = threading.Event()
 
     def run() -> None:
-        kit.start(
-            num_processes=3,
-            num_worker_threads_per_group={GROUP_NAME: 3},
-            schedule_entries=_schedule_entries(),
-            tzinfo=timezone(timedelta(hours=9), "JST"),
-        )
+        kit.start(**worker_options(3, schedule_entries=schedule_entries(Handler())))
         finished.set()
 
     thread = threading.Thread(target=run, daemon=True)
@@ -84,9 +55,11 @@ def test_start_blocks_until_shutdown_with_schedule_entries() -> None:
     assert finished.wait(10), "kit.start returned after the shutdown event"
 
 
-def test_dict_entries_are_encoded_by_the_handler() -> None:
-    entries = normalize_entries(_schedule_entries(), Handler(), 1024 * 1024)
+def test_both_entry_forms_are_encoded_by_the_handler() -> None:
+    entries = normalize_entries(schedule_entries(Handler()), Handler(), 1024 * 1024)
     [first, second] = entries["scheduler_name"]
-    assert first.data == b'"SOME DATA"'
-    assert second.data == b"2"
+    assert first.data == b'"SOME DATA"', "the ScheduleEntry: encoded by the README's code"
+    assert second == ScheduleEntry(
+        "test3", RegularSchedule(seconds={0}, minutes={30}), GROUP_NAME, "test3", b"2"
+    ), "the dict form: encoded by the kit with the handler"
     assert entries["another_scheduler"] == []

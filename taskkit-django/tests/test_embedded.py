@@ -202,19 +202,16 @@ def test_missing_distribution_names_the_install_command(tmp_path: Path) -> None:
 
 
 README_EXAMPLE = """
-import json
-from datetime import datetime, timedelta, timezone
-from typing import Any
+import time
 
 import django
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 
-from taskkit import RegularSchedule, ScheduleEntry
 from taskkit.impl.django import make_kit
-# The README's handler: one copy for the core, Redis and Django suites.
-from taskkit_testing.readme import Handler
+# The README's program: one copy for the core, Redis and Django suites.
+from taskkit_testing.readme import Handler, initiate_foo, schedule_entries, worker_options
 
 GROUP_NAME = {group!r}
 Handler.group = GROUP_NAME
@@ -222,29 +219,13 @@ Handler.group = GROUP_NAME
 
 if __name__ == "__main__":
     kit = make_kit(Handler())
-    schedule_entries = {{
-        'scheduler_name': [
-            ScheduleEntry(
-                key='every-second', group=GROUP_NAME, name='test2',
-                data=Handler().encode_data(GROUP_NAME, 'test2', 'SOME DATA'),
-                schedule=RegularSchedule(seconds='*'),
-            ),
-            {{'key': 'dict-form', 'group': GROUP_NAME, 'name': 'test3', 'data': 2,
-              'schedule': RegularSchedule(seconds='*')}},
-        ],
-    }}
+    entries = schedule_entries(Handler(), GROUP_NAME, every_second=True)
     processes = kit.start_processes(
-        num_processes=2,
-        num_worker_threads_per_group={{GROUP_NAME: 3}},
-        daemon=True,
-        schedule_entries=schedule_entries,
-        tzinfo=timezone(timedelta(hours=9), 'JST'))
+        **worker_options(2, GROUP_NAME, entries), daemon=True
+    )
     try:
-        result = kit.initiate_task(GROUP_NAME, 'foo', dict(some_data=1),
-                                   due=datetime.now() + timedelta(seconds=1))
-        print(result.get(timeout=60)['doubled'])
+        print(initiate_foo(kit, GROUP_NAME).get(timeout=60)['doubled'])
         from taskkit_django.models import TaskRecord
-        import time
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             points = list(TaskRecord.objects.filter(group=GROUP_NAME, name='test3')

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,9 @@ import taskkit
 from _servers import wait_until
 from readme_app import GROUP_NAME, Handler
 from redis.client import Redis
-from taskkit import RegularSchedule, ResultGetTimedOut, ScheduleEntry
+from taskkit import ResultGetTimedOut
 from taskkit_redis import RedisBackend
+from taskkit_testing.readme import FOO_RESULT, initiate_foo, schedule_entries, worker_options
 
 
 def test_the_readme_example_runs_unchanged(
@@ -32,41 +32,15 @@ def test_the_readme_example_runs_unchanged(
     kit = make_kit(redis, Handler(), prefix=prefix)  # the prefix isolates this test
     assert isinstance(kit.backend, RedisBackend)
 
-    schedule_entries = {
-        "scheduler_name": [
-            ScheduleEntry(
-                key="every-second",
-                group=GROUP_NAME,
-                name="test2",
-                data=Handler().encode_data(GROUP_NAME, "test2", "SOME DATA"),
-                schedule=RegularSchedule(seconds="*"),
-            ),
-            {
-                "key": "dict-form",
-                "group": GROUP_NAME,
-                "name": "test3",
-                "data": 2,
-                "schedule": RegularSchedule(seconds="*"),
-            },
-        ],
-        "another_scheduler": [],
-    }
-    processes = kit.start_processes(
-        num_processes=2,
-        num_worker_threads_per_group={GROUP_NAME: 3},
-        schedule_entries=schedule_entries,
-        tzinfo=timezone(timedelta(hours=9), "JST"),
-        daemon=True,
-    )
+    # The README's program: one copy for the core, Redis and Django suites.
+    entries = schedule_entries(Handler(), every_second=True)
+    processes = kit.start_processes(**worker_options(2, schedule_entries=entries), daemon=True)
     try:
-        result = kit.initiate_task(
-            GROUP_NAME, "foo", dict(some_data=1), due=datetime.now() + timedelta(seconds=1)
-        )
         try:
-            value = result.get(timeout=20)
+            value = initiate_foo(kit).get(timeout=20)
         except ResultGetTimedOut:
             pytest.fail("the README's task did not finish")
-        assert value == {"doubled": 2}
+        assert value == FOO_RESULT
 
         def lines() -> list[list[str]]:
             return (
