@@ -239,8 +239,11 @@ def test_the_context_type_is_the_workers(eager_kit: Kit) -> None:
             seen.append(current_task())
             return None
 
-    Kit(MemoryBackend(), Peek()).initiate_task("g", "n", None, eager=True).get()
-    assert isinstance(seen[0], TaskContext)
+    result = Kit(MemoryBackend(), Peek()).initiate_task("g", "n", None, eager=True)
+    result.get()
+    [context] = seen
+    assert isinstance(context, TaskContext) and context.task.id == result.task_id
+    assert current_task() is None, "the caller's thread has no task once it returned"
 
 
 def test_the_stored_traceback_starts_at_the_handler_as_a_worker_stores_it(eager_kit: Kit) -> None:
