@@ -99,7 +99,7 @@ def tracked() -> Tracked:
 
 @pytest.fixture
 def recorder(store: Store) -> Iterator[OutcomeRecorder]:
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+    recorder = plain(store)
     recorder.start()
     yield recorder
     if store.gate is not None:
@@ -119,6 +119,26 @@ def state(backend: MemoryBackend, task_id: str) -> TaskState:
     return outcome.state
 
 
+def retrying(
+    clock: FakeClock, failures: list[Exception], give_up_after: float = 15.0
+) -> tuple[Store, SimulatedStop, OutcomeRecorder, Claim]:
+    """A recorder on ``clock`` over a store whose next calls raise ``failures``, and the one
+    claim it is to write the outcome of."""
+    store = Store()
+    store.failures = failures
+    stop = SimulatedStop(clock)
+    recorder = OutcomeRecorder(
+        store, give_up_after=give_up_after, stop_now=stop, monotonic=clock.time
+    )
+    [claim] = claims(store, 1)
+    return store, stop, recorder, claim
+
+
+def plain(store: Store) -> OutcomeRecorder:
+    """A recorder that is not started: only the submitting thread writes."""
+    return OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+
+
 def hold_a_write_open(store: Store, recorder: OutcomeRecorder, pending: PendingOutcome) -> None:
     """Start writing ``pending`` on a thread of its own and return while it is in flight."""
     store.gate = threading.Event()
@@ -130,7 +150,7 @@ def test_a_lone_outcome_is_written_at_once_on_the_callers_thread(
     store: Store, tracked: Tracked
 ) -> None:
     # Not started: nothing but the caller's thread can write it.
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+    recorder = plain(store)
     [claim] = claims(store, 1)
     recorder.submit(tracked.pending(claim))
     assert store.calls == [(1, threading.current_thread().name)]
@@ -198,11 +218,9 @@ def test_not_inline_hands_the_write_to_the_recorder_thread(
 def test_a_connection_error_is_retried_with_a_doubling_back_off_up_to_the_cap(
     clock: FakeClock, tracked: Tracked, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store()
-    store.failures = [ConnectionError("connection refused") for _ in range(8)]
-    stop = SimulatedStop(clock)
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=stop, monotonic=clock.time)
-    [claim] = claims(store, 1)
+    store, stop, recorder, claim = retrying(
+        clock, [ConnectionError("connection refused") for _ in range(8)]
+    )
     with caplog.at_level(logging.DEBUG, logger="taskkit.worker"):
         recorder.submit(tracked.pending(claim))
     assert stop.waits == [0.05, 0.1, 0.2, 0.4, 0.8, RETRY_CAP, RETRY_CAP, RETRY_CAP]
@@ -221,11 +239,7 @@ def test_a_connection_error_is_retried_with_a_doubling_back_off_up_to_the_cap(
 def test_a_bug_in_the_backend_is_retried_with_its_traceback(
     clock: FakeClock, tracked: Tracked, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store()
-    store.failures = [RuntimeError("bug in record_outcomes")]
-    stop = SimulatedStop(clock)
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=stop, monotonic=clock.time)
-    [claim] = claims(store, 1)
+    _, stop, recorder, claim = retrying(clock, [RuntimeError("bug in record_outcomes")])
     with caplog.at_level(logging.WARNING, logger="taskkit.worker"):
         recorder.submit(tracked.pending(claim))
     [record] = caplog.records
@@ -237,11 +251,9 @@ def test_a_bug_in_the_backend_is_retried_with_its_traceback(
 def test_a_write_is_given_up_when_the_next_retry_would_pass_give_up_after(
     clock: FakeClock, tracked: Tracked, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store()
-    store.failures = [BackendUnavailable("connection refused") for _ in range(100)]
-    stop = SimulatedStop(clock)
-    recorder = OutcomeRecorder(store, give_up_after=0.3, stop_now=stop, monotonic=clock.time)
-    [claim] = claims(store, 1)
+    store, stop, recorder, claim = retrying(
+        clock, [BackendUnavailable("connection refused") for _ in range(100)], give_up_after=0.3
+    )
     with caplog.at_level(logging.ERROR, logger="taskkit.worker"):
         recorder.submit(tracked.pending(claim))
     # 0.05 + 0.1 waited; 0.2 more would pass 0.3 s: it stops after the third attempt.
@@ -256,12 +268,8 @@ def test_a_write_is_given_up_when_the_next_retry_would_pass_give_up_after(
 
 
 def test_a_stop_now_gives_up_at_the_first_failure(clock: FakeClock, tracked: Tracked) -> None:
-    store = Store()
-    store.failures = [ConnectionError("connection refused")]
-    stop = SimulatedStop(clock)
+    store, stop, recorder, claim = retrying(clock, [ConnectionError("connection refused")])
     stop.set()
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=stop, monotonic=clock.time)
-    [claim] = claims(store, 1)
     recorder.submit(tracked.pending(claim))
     assert len(store.calls) == 1 and stop.waits == []
     assert tracked.settled == ["t0"] and tracked.applied == []
@@ -271,7 +279,7 @@ def test_a_stale_claim_is_not_applied_and_its_hook_does_not_run(
     clock: FakeClock, tracked: Tracked, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = Store(clock=clock)
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+    recorder = plain(store)
     [stale] = claims(store, 1, lease=1.0)
     clock.advance(2.0)
     [current] = store.claim("g", "w2", 1, 60.0, 3).claims
@@ -288,7 +296,7 @@ def test_a_backend_answering_the_wrong_number_of_flags_is_reported(
     store: Store, tracked: Tracked, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.answer_none = True
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+    recorder = plain(store)
     [claim] = claims(store, 1)
     with caplog.at_level(logging.ERROR, logger="taskkit.worker"):
         recorder.submit(tracked.pending(claim))
@@ -297,7 +305,7 @@ def test_a_backend_answering_the_wrong_number_of_flags_is_reported(
 
 
 def test_close_writes_what_is_queued_then_stops_the_thread(store: Store, tracked: Tracked) -> None:
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+    recorder = plain(store)
     recorder.start()
     first, *rest = claims(store, 4)
     store.gate = threading.Event()
@@ -316,7 +324,7 @@ def test_close_writes_what_is_queued_then_stops_the_thread(store: Store, tracked
 
 
 def test_close_of_an_idle_recorder_stops_its_thread(store: Store) -> None:
-    recorder = OutcomeRecorder(store, give_up_after=15.0, stop_now=threading.Event())
+    recorder = plain(store)
     recorder.start()
     recorder.close(timeout=10)
     assert not recorder._thread.is_alive()
