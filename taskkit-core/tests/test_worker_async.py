@@ -143,6 +143,20 @@ def test_200_coroutines_of_one_group_run_at_once_on_one_loop_thread(
         assert [r.get(timeout=20) for r in results] == ["released"] * 200
 
 
+def test_a_groups_count_bounds_its_coroutines_whatever_the_prefetch(
+    backend: MemoryBackend,
+) -> None:
+    handler = AsyncHandler()
+    kit = fast_kit(backend, handler, prefetch=4)
+    with worker(kit, {"g": 3}):
+        results = [kit.initiate_task("g", "hold", i) for i in range(10)]
+        wait_until(lambda: len(handler.started) == 3)
+        # Claimed in one batch with the three that started: none is claimed ahead of them.
+        assert backend.stats("g").running == 3
+        handler.release.set()
+        assert [r.get(timeout=10) for r in results] == ["released"] * 10
+
+
 def test_current_task_names_each_coroutines_own_task(backend: MemoryBackend) -> None:
     handler = AsyncHandler()
     kit = fast_kit(backend, handler)
