@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import taskkit
 from taskkit import (
     AsyncTaskFunction,
@@ -271,7 +270,7 @@ def test_eager_runs_make_the_encode_decode_round_trip(kit: Kit) -> None:
 
 
 def test_a_module_level_task_pickles_by_reference() -> None:
-    copy = pickle.loads(pickle.dumps(module_tasks.double))  # noqa: S301 - our own bytes
+    copy = pickle.loads(pickle.dumps(module_tasks.double))
     assert copy is module_tasks.double
 
 
@@ -280,7 +279,7 @@ def test_a_kit_pickles_with_its_function_tasks() -> None:
     kit.task(group="g", name="add")(module_tasks.add)
     rebuild, (backend, *parts, tasks) = kit.__reduce__()
     # The in-memory backend does not pickle (it is single-process): pickle the rest.
-    copy = rebuild(backend, *pickle.loads(pickle.dumps((*parts, tasks))))  # noqa: S301
+    copy = rebuild(backend, *pickle.loads(pickle.dumps((*parts, tasks))))
     task = copy.tasks.find("g", "add")
     assert task is not None and task.kit is copy and task.fn is module_tasks.add
 
@@ -352,3 +351,46 @@ def test_a_type_checker_sees_the_functions_parameters_and_result(tmp_path: Path)
     assert 'Argument 1 to "delay" of "_BaseTaskFunction" has incompatible type "int"' in out, out
     assert 'Unexpected keyword argument "subjekt"' in out, out
     assert "Found 2 errors" in out, out
+
+
+def test_a_tasks_own_max_deliveries_makes_it_a_dead_letter_sooner() -> None:
+    backend = MemoryBackend()
+    kit = Kit(backend, lease_seconds=2.0, control_interval=0.05, max_deliveries=5)
+    ran: list[int] = []
+
+    @kit.task(group="fragile", name="once", max_deliveries=1)
+    def once() -> None:
+        ran.append(1)
+
+    @kit.task(group="fragile", name="sturdy")
+    def sturdy() -> str:
+        return "ran"
+
+    fragile = once.delay()
+    other = sturdy.delay()
+    # Two workers that were lost with the tasks: each delivery counted, leases expired.
+    for lost in ("lost-1", "lost-2"):
+        batch = backend.claim("fragile", lost, 10, 30.0, 5)
+        assert len(batch.claims) == 2
+        assert backend.release_worker(lost) == 2
+    [handle] = kit.start_processes(1, {"fragile": 1})
+    try:
+        assert other.get(timeout=30) == "ran"  # 3 deliveries: within the kit's 5
+        with pytest.raises(taskkit.DeadLettered, match="worker lost"):
+            fragile.get(timeout=30)  # its third delivery passes its own limit of 1
+    finally:
+        handle.kill()
+        handle.join(10)
+    assert ran == []
+    assert [o.task.id for o in kit.dead_letters("fragile")] == [fragile.id]
+    assert kit.requeue_dead_letter(fragile.id)
+
+
+def test_a_handler_may_decide_per_group_whether_it_is_async() -> None:
+    class Mixed(TaskHandler):
+        def is_async_group(self, group: str) -> bool:
+            return group == "io"
+
+    kit = Kit(MemoryBackend(), Mixed())
+    assert kit.router.is_async_group("io")  # type: ignore[attr-defined]
+    assert not kit.router.is_async_group("cpu")  # type: ignore[attr-defined]

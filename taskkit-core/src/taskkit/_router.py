@@ -36,11 +36,21 @@ class TaskRouter(TaskHandler):
 
     def is_async_group(self, group: str) -> bool:
         """Whether ``group`` runs on the worker's event loop: it has an ``async def`` function
-        task, or no function task and an ``async def handle`` handler."""
+        task, or no function task and a handler whose ``is_async_group(group)`` says so (or,
+        without that method, whose ``handle`` is ``async def``)."""
         functions = self.tasks.in_group(group)
         if functions:
             return any(task.is_async for task in functions)
+        own = getattr(self.handler, "is_async_group", None)
+        if callable(own):  # a handler that decides per group itself
+            return bool(own(group))
         return inspect.iscoroutinefunction(type(self.handler).handle)
+
+    def max_deliveries(self, task: Task) -> int | None:
+        """The task's own delivery limit (a function task's ``max_deliveries``), or None for
+        the kit's."""
+        function = self.tasks.find(task.group, task.name)
+        return None if function is None else function.options.max_deliveries
 
     def handle(self, task: Task) -> Any:
         function = self.tasks.find(task.group, task.name)

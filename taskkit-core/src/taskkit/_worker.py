@@ -158,7 +158,7 @@ class _InFlight:
 
 #: Why a claimed task does not start: the worker stops or its lease ran out (hand it back),
 #: or it was cancelled while it waited (acknowledge that).
-_Refusal = Literal["hand_back", "cancelled"]
+_Refusal = Literal["hand_back", "cancelled", "deliveries_exhausted"]
 
 
 def _async_raise(thread_id: int, exc_type: type[BaseException] | None) -> None:
@@ -432,7 +432,34 @@ class Worker:
                 "task %s: lease expired before it started; handing it back", entry.claim.task.id
             )
             return "hand_back"
+        limit = getattr(self.handler, "max_deliveries", None)
+        if limit is not None:
+            allowed = limit(entry.claim.task)
+            if allowed is not None and entry.claim.task.deliveries > allowed:
+                return "deliveries_exhausted"  # the task's own max_deliveries (@kit.task)
         return None
+
+    def _bury_worker_lost(self, entry: _InFlight) -> None:
+        """The task was delivered more often than its own ``max_deliveries`` allows (each
+        earlier delivery ended with a lost worker): a dead letter, as the backend makes one
+        at the kit's limit."""
+        task = entry.claim.task
+        reason = "worker lost"
+        log.error(
+            "%s became a dead letter: %s (delivered %d times)",
+            _describe(task),
+            reason,
+            task.deliveries,
+            extra=task_log_extra(task),
+        )
+        self._finish(
+            entry,
+            "bury",
+            reason,
+            hook=lambda: self.kit.hook_caller.call(
+                "taskkit_task_dead_lettered", task=task, reason=reason
+            ),
+        )
 
     def _begin(self, entry: _InFlight) -> float | None:
         """Start the task's clock and context, and announce it; returns its time limit."""
@@ -455,6 +482,9 @@ class Worker:
             return
         if refusal == "cancelled":
             self._finish(entry, "acknowledge_cancel", "cancelled")
+            return
+        if refusal == "deliveries_exhausted":
+            self._bury_worker_lost(entry)
             return
         task = claim.task
         entry.thread_id = threading.get_ident()
@@ -536,6 +566,8 @@ class Worker:
                     self._on_error(entry, exc, started, timeout)
                 else:
                     self._on_success(entry, value, time.monotonic() - started)
+        elif refusal == "deliveries_exhausted":
+            self._bury_worker_lost(entry)
         else:
             self._finish(entry, "acknowledge_cancel", "cancelled")
         if entry.written is not None:
