@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from taskkit import Kit
 from taskkit.cli import DEFAULT_COROUTINES, DEFAULT_THREADS, function_task_groups
 from taskkit.memory import MemoryBackend
@@ -48,6 +49,7 @@ def test_function_task_groups_get_threads_or_coroutines() -> None:
     assert function_task_groups(Kit(MemoryBackend())) == {}
 
 
+@pytest.mark.slow
 def test_worker_without_threads_serves_the_function_tasks_groups(tmp_path: Path) -> None:
     (tmp_path / "fnapp.py").write_text(textwrap.dedent(FUNCTION_APP))
     sent = tmp_path / "sent.txt"
