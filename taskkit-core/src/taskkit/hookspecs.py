@@ -154,7 +154,11 @@ def taskkit_task_failed(task: Task, exception: BaseException | None, message: st
 
 @hookspec
 def taskkit_task_discarded(task: Task, reason: str) -> None:
-    """``task`` was discarded (``DiscardTask``, an unknown name, an undecodable record).
+    """``task`` was discarded (the handler raised ``DiscardTask``).
+
+    A name that no function or handler knows is not discarded: the worker holds it back
+    (:class:`~taskkit.UnknownTask`) and buries it after ``KitConfig.unknown_task_window``,
+    which :func:`taskkit_task_dead_lettered` reports.
 
     :param task: the task.
     :param reason: why.
@@ -165,7 +169,9 @@ def taskkit_task_discarded(task: Task, reason: str) -> None:
 
 @hookspec
 def taskkit_task_dead_lettered(task: Task, reason: str) -> None:
-    """``task`` became a dead letter (it exhausted its deliveries, e.g. kept killing workers).
+    """``task`` became a dead letter: it exhausted its deliveries (it kept killing workers;
+    the kit's ``max_deliveries`` or a function task's own), or no worker knew its name for
+    ``unknown_task_window`` seconds (reason ``"unknown task: ..."``).
 
     :param task: the task.
     :param reason: why.
@@ -202,6 +208,10 @@ def taskkit_execute_task(task: Task, call: Callable[[], Any]) -> Any:
     Implement it with ``@hookimpl(wrapper=True)`` and ``yield``: the value sent back is the
     handler's return value, and exceptions propagate through the ``yield``. The innermost
     implementation (taskkit's own) calls ``call()``.
+
+    For an ``async def`` task the wrappers run on the worker's event-loop thread and resume
+    once the coroutine has finished: the value sent back is the awaited result (and its
+    exception is raised through the ``yield``), so a wrapper times the whole run.
 
     :param task: the task being run.
     :param call: runs the handler and returns its value.
