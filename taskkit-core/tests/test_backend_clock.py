@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import ClassVar
 
@@ -55,3 +57,37 @@ def test_with_resync_after_the_offset_is_measured_on_first_use_and_again_when_st
     backend_clock._synced = time.monotonic() - BackendClock.KIT_RESYNC - 1  # a stale measure
     backend_clock.now()
     assert backend.reads > first
+
+
+class ThreadRecordingClock(RemoteClock):
+    """A remote clock that records which threads read it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def now(self) -> float:
+        self.threads.add(threading.get_ident())
+        return super().now()
+
+
+def test_anow_never_reads_a_remote_clock_on_the_event_loop() -> None:
+    backend = ThreadRecordingClock()
+    backend_clock = BackendClock(backend, resync_after=0.0)  # stale at every read
+
+    async def read() -> tuple[int, float, float]:
+        loop_thread = threading.get_ident()
+        first = await backend_clock.anow()  # the first measure: awaited in a thread
+        second = await backend_clock.anow()  # stale: the old offset, refreshed in a thread
+        return loop_thread, first, second
+
+    loop_thread, first, second = asyncio.run(read())
+    assert backend.reads >= 1
+    assert loop_thread not in backend.threads, "the loop thread must never wait on a round trip"
+    for value in (first, second):
+        assert abs(value - (time.time() + HOUR)) < 60, "anow reads the backend's clock"
+
+
+def test_anow_reads_a_local_clock_directly() -> None:
+    clock = FakeClock(42.0)
+    assert asyncio.run(BackendClock(MemoryBackend(clock=clock)).anow()) == 42.0

@@ -10,6 +10,8 @@ kit re-measures every 30 s).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Final
 
@@ -17,6 +19,8 @@ from .backend import Backend
 from .clock import measure_offset
 
 __all__ = ["BackendClock"]
+
+log = logging.getLogger("taskkit")
 
 
 class BackendClock:
@@ -35,6 +39,7 @@ class BackendClock:
         self.resync_after = resync_after
         self.offset = 0.0
         self._synced: float | None = None
+        self._refreshing = False
 
     def sync(self) -> None:
         """Measure the offset now."""
@@ -50,3 +55,31 @@ class BackendClock:
         ):
             self.sync()
         return time.time() + self.offset
+
+    async def anow(self) -> float:
+        """:meth:`now` for async code: never blocks the event loop on a round trip.
+
+        The first measure is awaited in a thread; later, a stale offset is used once more
+        while a thread re-measures it (a clock offset drifts slowly; a blocked loop stalls
+        every coroutine of the process).
+        """
+        if self.backend.clock_is_local:
+            return self.backend.now()
+        if self._synced is None:
+            await asyncio.to_thread(self.sync)
+        elif (
+            self.resync_after is not None
+            and time.monotonic() - self._synced > self.resync_after
+            and not self._refreshing
+        ):
+            self._refreshing = True
+            asyncio.get_running_loop().run_in_executor(None, self._refresh)
+        return time.time() + self.offset
+
+    def _refresh(self) -> None:
+        try:
+            self.sync()
+        except Exception:  # the next read tries again; the old offset stays meanwhile
+            log.debug("re-measuring the backend's clock failed", exc_info=True)
+        finally:
+            self._refreshing = False

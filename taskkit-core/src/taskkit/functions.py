@@ -72,7 +72,10 @@ class TaskProducer(Protocol):
         timeout: float | None = None,
         task_id: str | None = None,
         encoded: bool = False,
+        now: float | None = None,
     ) -> Task: ...
+
+    async def abackend_now(self) -> float: ...
 
     def _initiate(self, task: Task, eager: bool) -> Result[Any]: ...
 
@@ -338,9 +341,11 @@ class _BaseTaskFunction(Generic[P, R]):
         ttl: float | None = None,
         timeout: float | None = None,
         task_id: str | None = None,
+        now: float | None = None,
     ) -> Task:
         """A validated, encoded task for these arguments, not stored (for
-        ``kit.initiate_tasks``).
+        ``kit.initiate_tasks``; ``now``: the backend time to stamp, as for
+        :meth:`taskkit.Kit.make_task`).
 
         :raises InvalidTask: bad arguments (see :meth:`encode_call`), id, due or ttl.
         """
@@ -354,6 +359,7 @@ class _BaseTaskFunction(Generic[P, R]):
             timeout=self.options.timeout if timeout is None else timeout,
             task_id=task_id,
             encoded=True,
+            now=now,
         )
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Result[R]:
@@ -402,7 +408,10 @@ class _BaseTaskFunction(Generic[P, R]):
         task_id: str | None = None,
     ) -> Result[R]:
         """:meth:`initiate` for async code (no ``eager``: await the function instead)."""
-        task = self.make_task(args, kwargs, due=due, ttl=ttl, timeout=timeout, task_id=task_id)
+        now = await self.kit.abackend_now()
+        task = self.make_task(
+            args, kwargs, due=due, ttl=ttl, timeout=timeout, task_id=task_id, now=now
+        )
         return await self.kit._ainitiate(task)
 
 

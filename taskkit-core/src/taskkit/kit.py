@@ -180,6 +180,11 @@ class Kit:
         """
         return self._clock.now()
 
+    async def abackend_now(self) -> float:
+        """:meth:`backend_now` for async code: it never blocks the event loop (the offset
+        is re-measured in a thread)."""
+        return await self._clock.anow()
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_kit,
@@ -286,11 +291,13 @@ class Kit:
         timeout: float | None = None,
         task_id: str | None = None,
         encoded: bool = False,
+        now: float | None = None,
     ) -> Task:
         """Validate and encode one task without storing it (``initiate_tasks`` takes these).
 
         Takes the arguments of :meth:`initiate_task` (``encoded=True``: ``data`` is already
-        bytes) and raises the same errors.
+        bytes) and raises the same errors. ``now`` is the backend time to stamp it with
+        (default :meth:`backend_now`; async producers pass :meth:`abackend_now`'s).
         """
         validate_name("group", group)
         validate_name("task name", name)
@@ -302,7 +309,8 @@ class Kit:
             raise InvalidTask(f"ttl must be a positive number of seconds, not {ttl!r}")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise InvalidTask(f"timeout must be a positive number of seconds, not {timeout!r}")
-        now = self.backend_now()
+        if now is None:
+            now = self.backend_now()
         return Task(
             id=task_id or uuid.uuid4().hex,
             group=group,
@@ -368,7 +376,10 @@ class Kit:
 
         Takes the same arguments (no ``eager``) and raises the same errors.
         """
-        task = self.make_task(group, name, data, due, ttl, timeout=timeout, task_id=task_id)
+        now = await self.abackend_now()
+        task = self.make_task(
+            group, name, data, due, ttl, timeout=timeout, task_id=task_id, now=now
+        )
         return await self._ainitiate(task)
 
     async def ainitiate_tasks(self, *items: Task | Mapping[str, Any]) -> list[Result[Any]]:
@@ -376,7 +387,8 @@ class Kit:
 
         :raises InvalidTask: an item is refused (nothing is stored); ``item <index>:`` leads.
         """
-        tasks = [self._bulk_task(i, item) for i, item in enumerate(items)]
+        now = await self.abackend_now()
+        tasks = [self._bulk_task(i, item, now) for i, item in enumerate(items)]
         await self._astore(tasks)
         return [Result(self, task.id) for task in tasks]
 
@@ -429,7 +441,7 @@ class Kit:
             for i in range(len(items))
         ]
 
-    def _bulk_item(self, i: int, item: object) -> tuple[Task, bool]:
+    def _bulk_item(self, i: int, item: object, now: float | None = None) -> tuple[Task, bool]:
         """One item of :meth:`initiate_tasks`, validated: the task and whether it is eager."""
         if (
             isinstance(item, tuple)
@@ -462,12 +474,12 @@ class Kit:
         if unknown:
             raise InvalidTask(f"item {i} has unknown key(s) {', '.join(sorted(unknown))}")
         run_eagerly_ = bool(spec.pop("eager", False))
-        return self.make_task(**spec), run_eagerly_
+        return self.make_task(**spec, now=now), run_eagerly_
 
-    def _bulk_task(self, i: int, item: object) -> Task:
+    def _bulk_task(self, i: int, item: object, now: float) -> Task:
         """One item of :meth:`ainitiate_tasks`: as for :meth:`initiate_tasks`, never eager."""
         try:
-            task, eager = self._bulk_item(i, item)
+            task, eager = self._bulk_item(i, item, now)
         except PayloadTooLarge:
             raise
         except InvalidTask as exc:
