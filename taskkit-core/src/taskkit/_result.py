@@ -173,20 +173,13 @@ class EagerResult(Result[T]):
         """
         if current_task() is not None:
             raise ResultGetPrevented(_GET_IN_HANDLER)
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be >= 0 or None")
-        run = self._run
-        if run.outcome.state is TaskState.SUCCEEDED:
-            value: T = run.value
-            return value
-        try:
-            self._kit._decode_outcome(run.outcome)
-        except (Failed, NotFound) as error:
-            raise error from run.exception
-        raise AssertionError(f"unexpected eager outcome {run.outcome.state}")  # pragma: no cover
+        return self._value(timeout)
 
     async def aget(self, timeout: float | None = None) -> T:
         """As :meth:`get` (the task already ran)."""
+        return self._value(timeout)
+
+    def _value(self, timeout: float | None) -> T:
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be >= 0 or None")
         run = self._run

@@ -9,26 +9,23 @@ that no longer fit a function fail at once, and function tasks share a kit with 
 from __future__ import annotations
 
 import pytest
-from taskkit import Backend, InvalidTask, Kit, KitConfig, TaskState
+from taskkit import Backend, InvalidTask, Kit, TaskState
 
 from .._base import KitSettings, KitTestBase
 from ..helpers import outcome_of, raises, result_value, violated, wait_until
 from . import _functions
 from ._handlers import ConformanceHandler
-from .runtime import running
+from .runtime import _config, running
 
 __all__ = ["FunctionTaskTests"]
 
 
-def _config(settings: KitSettings) -> KitConfig:
-    return KitConfig(
-        lease_seconds=3.0,
-        heartbeat_interval=0.5,
-        max_idle_wait=0.2,
-        control_interval=0.2,
-        grace_period=settings.deadline(5.0),
-        default_timeout=settings.deadline(60.0),
-    )
+def _wait_finished(backend: Backend, task_id: str, timeout: float, what: str) -> None:
+    def finished() -> bool:
+        outcome = backend.get_outcome(task_id)
+        return outcome is not None and outcome.state.finished
+
+    wait_until(finished, timeout, message=f"{what} must finish")
 
 
 class FunctionTaskTests(KitTestBase):
@@ -130,13 +127,7 @@ class FunctionTaskTests(KitTestBase):
                 "a TaskHandler must keep serving the groups no function task claims"
             )
             for result, words in ((failing, "ValueError: kaboom"), (unretried, "KeyError")):
-                wait_until(
-                    lambda r=result: (
-                        (o := backend.get_outcome(r.id)) is not None and o.state.finished
-                    ),
-                    deadline,
-                    message=f"a failing function task must finish ({words})",
-                )
+                _wait_finished(backend, result.id, deadline, f"a failing function task ({words})")
                 outcome_of(
                     backend,
                     result.id,
@@ -149,11 +140,7 @@ class FunctionTaskTests(KitTestBase):
                 assert words in error, violated(
                     "the stored error must hold the traceback", got=error
                 )
-            wait_until(
-                lambda: (o := backend.get_outcome(misfit.id)) is not None and o.state.finished,
-                deadline,
-                message="a task whose arguments no longer fit must finish",
-            )
+            _wait_finished(backend, misfit.id, deadline, "a task whose arguments no longer fit")
             outcome = outcome_of(
                 backend,
                 misfit.id,

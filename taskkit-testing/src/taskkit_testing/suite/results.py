@@ -390,7 +390,7 @@ class WaitingTests(KitTestBase):
         )
 
 
-def _get(result: Result, timeout: float) -> Any:
+def _get(result: Result[Any], timeout: float) -> Any:
     """``result.get`` for the tests that expect it to raise (``raises`` names the guarantee)."""
     return result.get(timeout=timeout)
 

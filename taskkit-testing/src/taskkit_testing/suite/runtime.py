@@ -77,7 +77,7 @@ class _Waiter:
         self.timeout = timeout
         self.expected_dead: set[int] = set()
 
-    def get(self, result: Result) -> tuple[str, Any]:
+    def get(self, result: Result[Any]) -> tuple[str, Any]:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
