@@ -185,11 +185,14 @@ def _watch_counter(
     """Poll the counter file until n tasks finished or the budget ran out.
 
     The clock starts at the first finished task, so start-up is not counted; the tasks that
-    finished before the first look are subtracted.
+    finished before the first look are subtracted. Over the same span, the CPU time of the
+    worker's process tree gives its CPU cost per task (``cpu_us``), which other load on the
+    machine moves far less than it moves the rate.
     """
     started = time.monotonic()
     first_at: float | None = None
     first_count = 0
+    first_cpu = 0.0
     count = 0
     while True:
         now = time.monotonic()
@@ -197,6 +200,7 @@ def _watch_counter(
         if first_at is None:
             if count > 0:
                 first_at, first_count = now, count
+                first_cpu = tree_cpu_seconds(worker_pid)
             elif now - started > startup_timeout:
                 raise AdapterError(f"no task finished within {startup_timeout:.0f} s of start")
             elif not os.path.exists(f"/proc/{worker_pid}"):
@@ -205,9 +209,12 @@ def _watch_counter(
             break
         # 5 ms between looks: fine enough for runs of seconds, cheap on a shared machine.
         time.sleep(0.005)
+    cpu = tree_cpu_seconds(worker_pid) - first_cpu
     elapsed = max(now - first_at, 1e-6)
     done = count - first_count
     result: dict[str, Any] = {"value": done / elapsed, "seconds": elapsed, "done": count}
+    if done > 0:
+        result["cpu_us"] = 1e6 * cpu / done
     if count < n and elapsed >= budget:
         result["partial"] = f"{count} of {n} in {elapsed:.0f} s"
     return result

@@ -99,5 +99,6 @@ def test_function_and_async_taskkit_rows(tmp_path: Path) -> None:
         for workload in workloads:
             assert "error" not in runs[key][workload][0], (key, workload, runs[key][workload])
     assert runs["taskkit-fn"]["B2"][0]["done"] >= 200
+    assert runs["taskkit-fn"]["B2"][0]["cpu_us"] > 0  # the worker tree's CPU per task
     assert runs["taskkit-async"]["B-async-redis"][0]["done"] >= 200
     assert runs["taskkit-async"]["C-async"][0]["count"] == 10
