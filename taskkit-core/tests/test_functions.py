@@ -394,3 +394,43 @@ def test_a_handler_may_decide_per_group_whether_it_is_async() -> None:
     kit = Kit(MemoryBackend(), Mixed())
     assert kit.router.is_async_group("io")  # type: ignore[attr-defined]
     assert not kit.router.is_async_group("cpu")  # type: ignore[attr-defined]
+
+
+def test_a_sync_function_in_an_async_group_runs_off_the_event_loop() -> None:
+    import threading
+
+    kit = Kit(MemoryBackend(), lease_seconds=2.0, control_interval=0.05)
+
+    @kit.task(group="mixed", name="io")
+    async def io() -> str:
+        return threading.current_thread().name
+
+    @kit.task(group="mixed", name="cpu")
+    def cpu() -> str:
+        return threading.current_thread().name
+
+    [handle] = kit.start_processes(1, {"mixed": 4})
+    try:
+        loop_thread = io.delay().get(timeout=30)
+        worker_thread = cpu.delay().get(timeout=30)
+    finally:
+        handle.kill()
+        handle.join(10)
+    assert loop_thread != worker_thread, "a sync function must not hold the event loop"
+
+
+def test_an_eager_async_task_inside_a_running_loop_is_refused_before_it_runs(kit: Kit) -> None:
+    import asyncio
+
+    ran: list[int] = []
+
+    @kit.task
+    async def fetch() -> None:
+        ran.append(1)
+
+    async def inside() -> None:
+        with pytest.raises(ConfigurationError, match="inside a running event loop"):
+            fetch.initiate(eager=True)
+
+    asyncio.run(inside())
+    assert ran == []

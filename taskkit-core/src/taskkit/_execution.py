@@ -52,6 +52,7 @@ EAGER_WORKER_ID = "eager"
 
 def run_eagerly(kit: KitData, task: Task) -> EagerRun:
     """Run ``task`` now, in this thread, as a worker would (see the module docstring)."""
+    _refuse_async_in_a_running_loop(kit, task)
     config = kit.config
     timeout = task.timeout or config.default_timeout
     context = TaskContext(task)
@@ -98,6 +99,25 @@ def run_eagerly(kit: KitData, task: Task) -> EagerRun:
         return EagerRun(outcome, decoded)
     finally:
         _set_current(previous)
+
+
+def _refuse_async_in_a_running_loop(kit: KitData, task: Task) -> None:
+    """An async task cannot run eagerly on a thread that already runs an event loop (it would
+    need a loop of its own there): say so before anything runs.
+
+    :raises ConfigurationError: that is the case.
+    """
+    is_async = getattr(kit.router, "is_async_task", None)
+    if is_async is None or not is_async(task):
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigurationError(
+        f"the async task {task.group}/{task.name} cannot run eagerly inside a running event "
+        "loop; await the function itself instead"
+    )
 
 
 def _resolved(value: Any) -> Any:

@@ -46,6 +46,15 @@ class TaskRouter(TaskHandler):
             return bool(own(group))
         return inspect.iscoroutinefunction(type(self.handler).handle)
 
+    def is_async_task(self, task: Task) -> bool:
+        """Whether ``task`` runs as a coroutine: its function task is ``async def``, or (no
+        function task) the handler's ``handle`` is. An async group runs the others on a
+        thread."""
+        function = self.tasks.find(task.group, task.name)
+        if function is not None:
+            return function.is_async
+        return inspect.iscoroutinefunction(type(self.handler).handle)
+
     def max_deliveries(self, task: Task) -> int | None:
         """The task's own delivery limit (a function task's ``max_deliveries``), or None for
         the kit's."""

@@ -509,6 +509,15 @@ class Worker:
         finally:
             _set_current(None)
 
+    def _call_on_loop(self, task: Task) -> Any:
+        """The handler's awaitable for a task of an async group. A sync function (or a sync
+        handler) in that group runs on a thread, never on the loop, where it would stall
+        every coroutine of the process."""
+        is_async = getattr(self.handler, "is_async_task", None)
+        if is_async is not None and not is_async(task):
+            return asyncio.to_thread(self.handler.handle, task)
+        return self.handler.handle(task)
+
     def _call_handler(self, entry: _InFlight) -> Any:
         """The handler's value; an awaitable one (an async task in a thread group) runs on
         the event loop while this thread waits for it."""
@@ -556,7 +565,7 @@ class Worker:
                     try:
                         value = await execute_awaiting(
                             self.kit.hook_caller.hook.taskkit_execute_task,
-                            {"task": task, "call": lambda: self.handler.handle(task)},
+                            {"task": task, "call": lambda: self._call_on_loop(task)},
                             guard.run,
                         )
                     finally:

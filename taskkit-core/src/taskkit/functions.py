@@ -387,8 +387,11 @@ class _BaseTaskFunction(Generic[P, R]):
         :param ttl: seconds the finished record is kept (default: the task's).
         :param timeout: run-time limit (default: the task's).
         :param task_id: your own id, for idempotent enqueue.
-        :param eager: run it now in this thread, as a worker would, storing nothing.
+        :param eager: run it now in this thread, as a worker would, storing nothing (an
+            async task runs on a fresh event loop).
         :raises InvalidTask: bad arguments or options; nothing was written.
+        :raises ConfigurationError: ``eager=True`` for an async task on a thread that runs
+            an event loop (await the function itself there).
         """
         task = self.make_task(args, kwargs, due=due, ttl=ttl, timeout=timeout, task_id=task_id)
         return self.kit._initiate(task, eager)
