@@ -35,6 +35,8 @@ BAD: dict[str, list[Any]] = {
     "prefetch": [-1, 1.5, True, "2"],
     "unknown_task_window": [-1, NAN, INF, "3600", True, None],
     "loop_block_warning": [0, -1, NAN, INF, "1", True, None],
+    "metrics_port": [-1, 65536, 1.5, True, "9100"],
+    "metrics_host": ["", "  ", None, 127],
 }
 
 # Edge values each field accepts.
@@ -53,6 +55,8 @@ GOOD: dict[str, list[Any]] = {
     "prefetch": [None, 0, 8],
     "unknown_task_window": [0, 0.5, 3600.0],
     "loop_block_warning": [0.01, 1, 30.0],
+    "metrics_port": [None, 0, 9100, 65535],
+    "metrics_host": ["127.0.0.1", "0.0.0.0", "::1", "metrics.internal"],
 }
 
 

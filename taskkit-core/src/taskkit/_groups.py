@@ -57,6 +57,8 @@ class GroupHost(Protocol):
 
     def report_dead_letters(self, outcomes: list[Outcome]) -> None: ...
 
+    def report_reclaimed(self, claim: Claim) -> None: ...
+
     def execute(self, claim: Claim) -> None: ...
 
     def execute_on_loop(self, claim: Claim) -> Coroutine[Any, Any, None]: ...
@@ -180,6 +182,8 @@ class ThreadGroup:
                 if batch.claims:
                     for claim in batch.claims:
                         worker.track(claim)
+                        if claim.task.deliveries > 1:  # an earlier delivery was lost
+                            worker.report_reclaimed(claim)
                         self.dispatch(claim)
                     error_delay = 0.1
                     continue

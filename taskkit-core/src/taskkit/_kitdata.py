@@ -34,8 +34,9 @@ class KitConfig:
     :class:`~taskkit.errors.ConfigurationError` naming the field. Durations are finite numbers
     of seconds above 0 (``grace_period`` may be 0: hand running tasks back at once; so may
     ``unknown_task_window``), counts and sizes are ints (``max_deliveries`` and the sizes
-    >= 1, ``max_error_size`` >= 64, ``prefetch`` >= 0), and ``heartbeat_interval`` is below
-    ``lease_seconds``.
+    >= 1, ``max_error_size`` >= 64, ``prefetch`` >= 0), ``heartbeat_interval`` is below
+    ``lease_seconds``, ``metrics_port`` is None or a TCP port (0 to 65535) and
+    ``metrics_host`` a non-empty string.
 
     :ivar lease_seconds: how long a claim is valid without renewal. A worker that stops
         renewing (killed, paused, cut off) loses its tasks to another worker after this.
@@ -69,6 +70,11 @@ class KitConfig:
     :ivar loop_block_warning: seconds an ``async`` task may run without awaiting (holding
         the worker's event loop, e.g. ``time.sleep`` in ``async def``) before the worker logs
         a warning naming it, once per task. Leases are renewed meanwhile all the same.
+    :ivar metrics_port: serve Prometheus metrics of the supervisor's workers on this TCP
+        port (``taskkit worker --metrics-port``; 0 picks a free port, which the supervisor
+        logs). None (the default): no listener. Needs ``taskkit-core[prometheus]``; see
+        :class:`taskkit.contrib.prometheus.PrometheusExporter`.
+    :ivar metrics_host: the address the metrics endpoint binds to (default: only this host).
     """
 
     lease_seconds: float = 30.0
@@ -85,6 +91,8 @@ class KitConfig:
     prefetch: int | None = None
     unknown_task_window: float = 3600.0
     loop_block_warning: float = 1.0
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         _seconds(self, "lease_seconds", minimum=0.0)
@@ -110,6 +118,17 @@ class KitConfig:
             _count(self, "prefetch", minimum=0, none_ok=True)
         _seconds(self, "unknown_task_window", minimum=0.0, zero_ok=True)
         _seconds(self, "loop_block_warning", minimum=0.0)
+        if self.metrics_port is not None:
+            _count(self, "metrics_port", minimum=0, none_ok=True)
+            if self.metrics_port > 65535:
+                raise ConfigurationError(
+                    f"KitConfig.metrics_port must be a TCP port (0 to 65535) or None, "
+                    f"not {self.metrics_port!r}"
+                )
+        if not isinstance(self.metrics_host, str) or not self.metrics_host.strip():
+            raise ConfigurationError(
+                f"KitConfig.metrics_host must be a host name or address, not {self.metrics_host!r}"
+            )
 
     @property
     def heartbeat(self) -> float:

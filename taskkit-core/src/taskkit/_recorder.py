@@ -52,7 +52,8 @@ class OutcomeRecorder:
 
     A failed write is retried with back-off until ``give_up_after`` seconds have passed (half
     a lease: past that the task runs again elsewhere anyway) or ``stop_now`` is set; then the
-    outcome is dropped with an error and the task runs again after its lease expires.
+    outcome is dropped with an error and the task runs again after its lease expires. An
+    outcome the backend refuses (a stale claim) is logged and passed to ``on_rejected``.
     """
 
     def __init__(
@@ -63,8 +64,11 @@ class OutcomeRecorder:
         stop_now: threading.Event,
         health: BackendHealth | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        on_rejected: Callable[[OutcomeWrite], None] | None = None,
     ) -> None:
         self._backend = backend
+        # Told of each outcome the backend refused as stale (the worker's plugin hook).
+        self._on_rejected = on_rejected
         self._health = health or BackendHealth(log, backend.name)
         self._give_up_after = give_up_after
         self._stop_now = stop_now
@@ -146,6 +150,8 @@ class OutcomeRecorder:
                         "owns it",
                         pending.write.claim.task.id,
                     )
+                    if self._on_rejected is not None:
+                        self._on_rejected(pending.write)
         except Exception as exc:
             ids = ", ".join(pending.write.claim.task.id for pending in batch[:10])
             if is_unavailable(exc):

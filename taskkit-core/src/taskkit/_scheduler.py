@@ -91,6 +91,8 @@ class Scheduler:
         (:meth:`Backend.now`), so replicas on hosts with skewed clocks agree.
     :param on_fired: called with each task this replica fired (not with points another
         replica fired); its exceptions are logged and ignored.
+    :param on_entry_fired: the same, called after it with the entry's key as well (for
+        what is reported per entry, such as the ``taskkit_schedule_fired`` hook).
     :param max_wait: the longest :meth:`run` sleeps between ticks, in seconds.
     :param health: where backend outages are reported (a worker passes its own, so an
         outage is one line per process); by default the scheduler's own.
@@ -113,6 +115,7 @@ class Scheduler:
         *,
         max_wait: float = 30.0,
         health: BackendHealth | None = None,
+        on_entry_fired: Callable[[str, Task], None] | None = None,
     ) -> None:
         _check_key("scheduler name", name)
         keys: set[str] = set()
@@ -133,6 +136,7 @@ class Scheduler:
         self.tzinfo: TzInfo = tzinfo if tzinfo is not None else timezone.utc
         self.clock = clock
         self.on_fired = on_fired
+        self.on_entry_fired = on_entry_fired
         self.max_wait = float(max_wait)
         self._health = health or BackendHealth(log, backend.name)
         self._entry_unavailable = False  # an entry of the last tick found the backend down
@@ -369,4 +373,9 @@ class Scheduler:
                 self.on_fired(task)
             except Exception:
                 log.exception("scheduler %r: on_fired raised for task %s", self.name, task.id)
+        if self.on_entry_fired is not None:
+            try:
+                self.on_entry_fired(entry.key, task)
+            except Exception:
+                log.exception("scheduler %r: on_entry_fired raised for task %s", self.name, task.id)
         return True

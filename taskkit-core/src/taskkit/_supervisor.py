@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._kitdata import KitData
+from ._hooks import HookCaller
+from ._kitdata import KitData, KitParts
 from ._worker import EXIT_OK, STOP_SIGNALS, Worker, WorkerSpec, worker_main
 from .errors import ConfigurationError
 
@@ -127,6 +128,31 @@ def start_workers(
     return [_spawn(kit, spec, ctx, daemon) for _ in range(spec.num_processes)]
 
 
+def config_plugins(kit: KitData) -> tuple[object, ...]:
+    """The plugins the kit's config turns on for a supervisor's workers: the Prometheus
+    exporter of ``KitConfig.metrics_port`` (none when it is None).
+
+    :raises ConfigurationError: ``prometheus_client`` is not installed, or the kit already
+        has an exporter among its plugins.
+    """
+    config = kit.config
+    if config.metrics_port is None:
+        return ()
+    try:
+        from .contrib.prometheus import PrometheusExporter  # noqa: PLC0415 - an optional extra
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"KitConfig.metrics_port needs prometheus_client ({exc}): "
+            "pip install 'taskkit-core[prometheus]'"
+        ) from exc
+    if any(isinstance(plugin, PrometheusExporter) for plugin in kit.plugins):
+        raise ConfigurationError(
+            "KitConfig.metrics_port is set and the kit has a PrometheusExporter plugin too: "
+            "keep one of them"
+        )
+    return (PrometheusExporter(host=config.metrics_host, port=config.metrics_port),)
+
+
 def _checked_once(kit: KitData, spec: WorkerSpec) -> WorkerSpec:
     """Log the backend's start-up warnings here, once, and tell the workers not to repeat them."""
     if spec.startup_checked:
@@ -145,6 +171,8 @@ class _Slot:
     done: bool = False
     #: asked to stop because ``should_restart`` said so: replace it when it exits
     recycling: bool = False
+    #: the id and exit code of the process the next start replaces (for the restart hook)
+    replaced: tuple[str, int | None] | None = None
 
 
 class Supervisor:
@@ -169,6 +197,9 @@ class Supervisor:
         self._monotonic = monotonic
         self._signals = 0
         self._wake_r, self._wake_w = os.pipe()
+        self.supervisor_id = new_worker_id()
+        #: Calls the supervision hooks (the config's plugins join the kit's in ``run``).
+        self.hooks = kit.hook_caller
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -178,12 +209,28 @@ class Supervisor:
             pass
 
     def run(self) -> None:
+        extra = config_plugins(self.kit)
+        ctx = _context(self.start_method) if self.kit.backend.supports_processes else None
         # Once per supervisor: not again in every worker process, nor at every restart.
         self.spec = _checked_once(self.kit, self.spec)
-        if not self.kit.backend.supports_processes:
-            self._run_in_this_process()
-            return
-        ctx = _context(self.start_method)
+        if extra:
+            self.spec = replace(self.spec, plugins=(*self.spec.plugins, *extra))
+            self.hooks = HookCaller.for_plugins((*self.kit.plugins, *self.spec.plugins))
+        self.hooks.call(
+            "taskkit_supervisor_started",
+            supervisor_id=self.supervisor_id,
+            groups=list(self.spec.threads),
+            backend=self.kit.backend,
+        )
+        try:
+            if ctx is None:
+                self._run_in_this_process()
+            else:
+                self._run_processes(ctx)
+        finally:
+            self.hooks.call("taskkit_supervisor_stopped", supervisor_id=self.supervisor_id)
+
+    def _run_processes(self, ctx: Any) -> None:
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -202,7 +249,12 @@ class Supervisor:
                 "backend %r lives in one process: running one worker in this process",
                 self.kit.backend.name,
             )
-        worker = Worker(self.kit, self.spec, new_worker_id(), in_child=False)
+        kit = self.kit
+        if self.spec.plugins:  # the worker's hooks reach the config's plugins too
+            kit = KitParts.of(
+                kit.backend, kit.handler, kit.config, (*kit.plugins, *self.spec.plugins), kit.tasks
+            )
+        worker = Worker(kit, self.spec, new_worker_id(), in_child=False)
         if threading.current_thread() is threading.main_thread():
             worker.install_signal_handlers()
         worker.run()
@@ -262,18 +314,32 @@ class Supervisor:
                     and now >= slot.restart_at
                     and terminating_since is None
                 ):
-                    slot.restart_at = None
-                    slot.process = _spawn(self.kit, self.spec, ctx, daemon=True)
-                    slot.started = self._monotonic()
-                    log.info("supervisor: started worker %s", slot.process.worker_id)
+                    self._restart(slot, ctx)
 
             if all(s.done for s in slots):
                 log.info("supervisor: all workers stopped")
                 return
 
+    def _restart(self, slot: _Slot, ctx: Any) -> None:
+        """Start the process that replaces the slot's dead (or recycled) one."""
+        slot.restart_at = None
+        slot.process = _spawn(self.kit, self.spec, ctx, daemon=True)
+        slot.started = self._monotonic()
+        log.info("supervisor: started worker %s", slot.process.worker_id)
+        if slot.replaced is not None:
+            replaced, code = slot.replaced
+            slot.replaced = None
+            self.hooks.call(
+                "taskkit_worker_restarted",
+                worker_id=slot.process.worker_id,
+                replaced=replaced,
+                exit_code=code,
+            )
+
     def _handle_death(self, slot: _Slot) -> None:
         process = slot.process
         code = process.exitcode
+        slot.replaced = (process.worker_id, code)
         if slot.recycling:
             slot.recycling = False
             log.info(

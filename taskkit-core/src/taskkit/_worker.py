@@ -133,6 +133,9 @@ class WorkerSpec:
     #: True when the parent already logged ``backend.check()``'s warnings (once per
     #: supervisor, not once per worker process and restart).
     startup_checked: bool = False
+    #: Plugins the supervisor adds to the kit's own in every worker (those its config turns
+    #: on, such as the metrics exporter of ``KitConfig.metrics_port``).
+    plugins: tuple[object, ...] = ()
 
 
 @dataclass
@@ -204,6 +207,7 @@ class Worker:
             give_up_after=kit.config.lease_seconds / 2,
             stop_now=self.stop_now,
             health=self.health,
+            on_rejected=self._report_rejected,
         )
 
     # ------------------------------------------------------------------ clock
@@ -322,16 +326,18 @@ class Worker:
     def _start_schedulers(self) -> None:
         if not self.spec.schedule_entries:
             return
+        hooks = self.kit.hook_caller
         for name, entries in self.spec.schedule_entries.items():
             scheduler = Scheduler(
                 self.backend,
                 name,
                 entries,
                 tzinfo=self.spec.tzinfo,
-                on_fired=lambda task: self.kit.hook_caller.call(
-                    "taskkit_task_initiated", task=task
-                ),
+                on_fired=lambda task: hooks.call("taskkit_task_initiated", task=task),
                 health=self.health,
+                on_entry_fired=(
+                    self._schedule_fired(name) if hooks.listened("taskkit_schedule_fired") else None
+                ),
             )
             thread = threading.Thread(
                 target=scheduler.run,
@@ -341,6 +347,16 @@ class Worker:
             )
             self._threads.append(thread)
             thread.start()
+
+    def _schedule_fired(self, scheduler: str) -> Callable[[str, Task], None]:
+        def fired(entry: str, task: Task) -> None:
+            # The scheduler stamps ``created`` with the firing time, on the backend's clock.
+            lag = task.created - (task.scheduled if task.scheduled is not None else task.created)
+            self.kit.hook_caller.call(
+                "taskkit_schedule_fired", scheduler=scheduler, entry=entry, task=task, lag=lag
+            )
+
+        return fired
 
     def _drain(self) -> None:
         """Wait for in-flight tasks up to the grace period, then hand back the rest."""
@@ -408,6 +424,18 @@ class Worker:
             self.kit.hook_caller.call(
                 "taskkit_task_dead_lettered", task=outcome.task, reason=outcome.error or ""
             )
+
+    def report_reclaimed(self, claim: Claim) -> None:
+        """Announce a claim of a task whose earlier delivery ended without an outcome."""
+        self.kit.hook_caller.call(
+            "taskkit_task_reclaimed", task=claim.task, worker_id=self.worker_id
+        )
+
+    def _report_rejected(self, write: OutcomeWrite) -> None:
+        """Announce an outcome the backend refused (this worker's claim was stale)."""
+        self.kit.hook_caller.call(
+            "taskkit_outcome_rejected", task=write.claim.task, action=write.action
+        )
 
     # ------------------------------------------------------------------ execution
 
@@ -994,7 +1022,7 @@ def worker_main(kit: KitData, spec: WorkerSpec, worker_id: str) -> None:
     (``backend.clone()``) and hook caller, built from the kit's data."""
     try:
         child_kit = KitParts.of(
-            kit.backend.clone(), kit.handler, kit.config, kit.plugins, kit.tasks
+            kit.backend.clone(), kit.handler, kit.config, (*kit.plugins, *spec.plugins), kit.tasks
         )
         worker = Worker(child_kit, spec, worker_id, in_child=True)
         worker.install_signal_handlers()

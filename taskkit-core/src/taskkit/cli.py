@@ -5,6 +5,7 @@ the current directory is searched first, so run it from your project folder::
 
     taskkit --app myproject.tasks:kit worker --processes 3 --threads mail=4 --threads reports=1
     taskkit --app myproject.tasks:kit worker --threads mail=4 --schedule myproject.tasks:SCHEDULE
+    taskkit --app myproject.tasks:kit worker --threads mail=4 --metrics-port 9100
     taskkit --app myproject.tasks:kit stats mail
     taskkit --app myproject.tasks:kit dead-letters
     taskkit --app myproject.tasks:kit requeue TASK_ID
@@ -18,6 +19,7 @@ exit status (see :data:`EXIT_CODES`); ``--traceback`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.metadata
 import logging
@@ -245,6 +247,12 @@ def _time_zone(value: str) -> tzinfo:
         ) from None
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0 to 65535): {value!r}")
+    return int(value)
+
+
 def _log_level(value: str) -> str:
     level = value.upper()
     if level not in _LOG_LEVELS:
@@ -400,6 +408,20 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument(
         "--limit", type=_positive_int, default=50, metavar="N", help="at most N (default: 50)"
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics of every worker process on http://HOST:PORT/metrics "
+        "(0: a free port, logged); needs taskkit-core[prometheus] (default: "
+        "KitConfig.metrics_port, none)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        help="the address the metrics endpoint binds to (default: KitConfig.metrics_host, "
+        "127.0.0.1)",
+    )
 
     requeue = command("requeue", "put a dead letter back in its queue (exit 1 if it is not one)")
     requeue.add_argument(
@@ -540,6 +562,7 @@ def _worker(kit: Kit, args: argparse.Namespace) -> int:
             "give --threads GROUP=COUNT, --schedule MODULE:ATTR, or both (the app has no "
             "function tasks whose groups could be served by default)"
         )
+    _metrics_options(kit, args)
     # Validate everything before waiting for the backend: a typo must not wait forever.
     kit._worker_spec(args.processes, threads, schedules or None, args.timezone)
     if not _wait_for_backend(kit):
@@ -552,6 +575,23 @@ def _worker(kit: Kit, args: argparse.Namespace) -> int:
         start_method=args.start_method,
     )
     return EXIT_OK
+
+
+def _metrics_options(kit: Kit, args: argparse.Namespace) -> None:
+    """Apply ``--metrics-port``/``--metrics-host`` to the kit's config, and check that the
+    exporter they turn on can be made (before waiting for the backend)."""
+    from ._supervisor import config_plugins  # noqa: PLC0415 - only the worker command needs it
+
+    changes: dict[str, Any] = {}
+    if args.metrics_port is not None:
+        changes["metrics_port"] = args.metrics_port
+    if args.metrics_host is not None:
+        if args.metrics_port is None and kit.config.metrics_port is None:
+            raise UsageError("--metrics-host needs --metrics-port (or KitConfig.metrics_port)")
+        changes["metrics_host"] = args.metrics_host
+    if changes:
+        kit.config = dataclasses.replace(kit.config, **changes)
+    config_plugins(kit)
 
 
 def _wait_for_backend(kit: Kit) -> bool:

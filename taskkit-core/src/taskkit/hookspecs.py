@@ -22,6 +22,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._task import Task
+    from .backend import Backend
     from .registries import (
         BackendRegistry,
         RetryPolicyRegistry,
@@ -181,6 +182,39 @@ def taskkit_task_dead_lettered(task: Task, reason: str) -> None:
 
 
 @hookspec
+def taskkit_task_reclaimed(task: Task, worker_id: str) -> None:
+    """A worker claimed ``task`` again after an earlier delivery of the same attempt ended
+    without an outcome: its worker died (the supervisor expired its leases) or lost its lease
+    (paused, cut off from the backend, or stuck past ``lease_seconds``).
+
+    Called on the claiming worker's claimer thread, before the task starts (it may still be
+    handed back unrun). A task reclaimed once too often is not delivered: it becomes a dead
+    letter, which :func:`taskkit_task_dead_lettered` reports instead.
+
+    :param task: the claimed task (``deliveries`` is 2 or more: this delivery included).
+    :param worker_id: the id of the worker process that claimed it.
+
+    .. versionadded:: 1.0
+    """
+
+
+@hookspec
+def taskkit_outcome_rejected(task: Task, action: str) -> None:
+    """The backend refused a worker's outcome for ``task``: the worker's claim was stale (its
+    lease had expired and another worker reclaimed the task, or the task was finished by
+    then). Nothing was changed; the task's current owner decides its outcome.
+
+    Called on the thread that wrote the outcome (often the worker's recorder thread).
+
+    :param task: the task as this worker ran it.
+    :param action: the refused outcome: ``"complete"``, ``"retry"``, ``"fail"``,
+        ``"discard"``, ``"acknowledge_cancel"``, ``"defer"`` or ``"bury"``.
+
+    .. versionadded:: 1.0
+    """
+
+
+@hookspec
 def taskkit_worker_started(worker_id: str, groups: list[str]) -> None:
     """A worker process started and is about to claim work for ``groups``.
 
@@ -199,6 +233,79 @@ def taskkit_worker_stopped(worker_id: str) -> None:
 
     .. versionadded:: 1.0
     """
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+@hookspec
+def taskkit_supervisor_started(supervisor_id: str, groups: list[str], backend: Backend) -> None:
+    """A supervisor (``Kit.start``, ``taskkit worker``) is about to start its worker
+    processes, or, for a single-process backend, its one worker in this process.
+
+    Called in the supervisor's process before any worker starts, so what a plugin sets up
+    here (a metrics endpoint, a directory its workers write to) is inherited by the workers
+    it supervises: forked ones copy the plugin object, ``spawn`` ones unpickle it.
+
+    :param supervisor_id: the supervisor's id (host, process id and a random part).
+    :param groups: the groups its workers serve.
+    :param backend: the kit's backend. A plugin that calls it from a thread of its own
+        should call a ``backend.clone()`` when the backend supports processes: some (Django)
+        open a connection per thread.
+
+    .. versionadded:: 1.0
+    """
+
+
+@hookspec
+def taskkit_supervisor_stopped(supervisor_id: str) -> None:
+    """A supervisor's workers have all stopped (or were killed) and it is about to return.
+
+    :param supervisor_id: the supervisor's id, as given to :func:`taskkit_supervisor_started`.
+
+    .. versionadded:: 1.0
+    """
+
+
+@hookspec
+def taskkit_worker_restarted(worker_id: str, replaced: str, exit_code: int | None) -> None:
+    """The supervisor started worker process ``worker_id`` in place of ``replaced``, which
+    died, recycled itself (a stuck task) or was stopped because ``should_restart`` asked.
+
+    Called in the supervisor's process, once the replacement has started; the leases of
+    ``replaced`` were expired before.
+
+    :param worker_id: the new worker process's id.
+    :param replaced: the id of the worker process it replaces.
+    :param exit_code: how ``replaced`` ended: its exit status, or minus the signal that
+        killed it (``-9`` for SIGKILL).
+
+    .. versionadded:: 1.0
+    """
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+@hookspec
+def taskkit_schedule_fired(scheduler: str, entry: str, task: Task, lag: float) -> None:
+    """A schedule point fired: this replica stored ``task`` for it (each point fires on one
+    replica only, so this is called once per point across the fleet).
+
+    Called on the scheduler's thread of a worker process, after
+    :func:`taskkit_task_initiated`.
+
+    :param scheduler: the scheduler name (the key of ``schedule_entries``).
+    :param entry: the entry's key.
+    :param task: the stored task (``scheduled`` is the point).
+    :param lag: seconds from the point to its firing, on the backend's clock: how late the
+        schedulers are (a point caught up after downtime shows the downtime).
+
+    .. versionadded:: 1.0
+    """
+
+
+# --------------------------------------------------------------------------- execution
 
 
 @hookspec(firstresult=True)
