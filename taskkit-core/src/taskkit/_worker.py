@@ -66,6 +66,7 @@ from .errors import (
     TaskTimeout,
     UnknownTask,
 )
+from .logformat import apply_inherited_logging
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -1020,6 +1021,9 @@ class Worker:
 def worker_main(kit: KitData, spec: WorkerSpec, worker_id: str) -> None:
     """The entry point of a worker child process: it runs on its own backend connection
     (``backend.clone()``) and hook caller, built from the kit's data."""
+    # A spawn or forkserver child is a fresh interpreter: log as the parent chose to
+    # (``--log-format``); a forked one already has the parent's handlers.
+    apply_inherited_logging()
     try:
         child_kit = KitParts.of(
             kit.backend.clone(), kit.handler, kit.config, (*kit.plugins, *spec.plugins), kit.tasks

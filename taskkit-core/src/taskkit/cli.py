@@ -43,6 +43,7 @@ from .errors import (
     TaskkitError,
 )
 from .kit import Kit
+from .logformat import LOG_FORMATS, configure_logging
 from .schedule import ScheduleEntry
 
 __all__ = ["EXIT_CODES", "load_kit", "main"]
@@ -327,6 +328,13 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         help=f"logging threshold: {', '.join(_LOG_LEVELS)} (default: INFO)",
     )
     parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text" if top else default,
+        help="how log lines look on stderr: text, or json (one object a line, with the task's "
+        "fields; worker processes too) (default: text)",
+    )
+    parser.add_argument(
         "--traceback",
         action="store_true",
         default=False if top else default,
@@ -459,9 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--app MODULE:ATTR is required (or set TASKKIT_APP)")
     except SystemExit as exc:  # --help, --version and usage errors end here
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_format, args.log_level)
     try:
         _ensure_cwd_on_path()
         kit = load_kit(args.app)
@@ -482,6 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(args: argparse.Namespace, code: int, message: str) -> int:
+    if args.log_format == "json":
+        # Every stderr line stays one JSON object.
+        log.error("%s", message, exc_info=args.traceback)
+        return code
     if args.traceback:
         traceback.print_exc()
     hint = "" if args.traceback or code == EXIT_USAGE else " (--traceback for details)"
