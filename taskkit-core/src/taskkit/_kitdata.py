@@ -73,7 +73,7 @@ class KitConfig:
     :ivar metrics_port: serve Prometheus metrics of the supervisor's workers on this TCP
         port (``taskkit worker --metrics-port``; 0 picks a free port, which the supervisor
         logs). None (the default): no listener. Needs ``taskkit-core[prometheus]``; see
-        :class:`taskkit.contrib.prometheus.PrometheusExporter`.
+        ``taskkit.contrib.prometheus.PrometheusExporter``.
     :ivar metrics_host: the address the metrics endpoint binds to (default: only this host).
     """
 
