@@ -150,10 +150,12 @@ def tables(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
     """The markdown tables: throughput, then latency and idle cost, then the asyncio
     workloads (each only when something in it was measured)."""
     lines: list[str] = []
+    idle = any(summary.get(s.key, {}).get("D") is not None for s in systems)
     for title, columns in (
         ("Throughput, tasks/s (median of runs, min–max in brackets; higher is better)",
          THROUGHPUT),
-        ("Round trip (ms, lower is better) and idle cost (% of one core, 8 threads)", LATENCY),
+        ("Round trip (ms, lower is better)"
+         + (" and idle cost (% of one core, 8 threads)" if idle else ""), LATENCY),
         ("Asyncio workers, 1 process × 100 coroutines (B-async: higher is better; C-async, "
          "an async producer's round trips: lower is better)", ASYNC),
         ("Worker CPU per task in the drains (µs of CPU time of the worker's whole process "
