@@ -1,9 +1,9 @@
 """Issue 14's Prometheus test: scrape a real supervisor of two worker processes.
 
-``taskkit worker --processes 2 --metrics-port 0`` runs on Redis and on PostgreSQL; 100 tasks
-succeed, are retried, fail and become dead letters; the page, parsed with
-``prometheus_client``'s parser, must show what the test sent and what the tasks wrote to their
-ledger. Then a worker process is killed while it runs a task: the page counts the restart, the
+``taskkit worker --processes 2 --metrics-port 0`` runs on Redis and on PostgreSQL (forked
+workers), and on Redis with spawned ones; 100 tasks succeed, are retried, fail and become dead
+letters; the page, parsed with ``prometheus_client``'s parser, must show what the test sent
+and what the tasks wrote to their ledger. Then a worker process is killed while it runs a task: the page counts the restart, the
 reclaimed lease and the task's second delivery.
 """
 
@@ -50,21 +50,30 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float:
     return samples.get((metric, tuple(sorted(labels.items()))), 0.0)
 
 
-@pytest.fixture(params=["redis", "postgresql"])
+# The backends, and how the supervisor starts its workers: forked ones copy the exporter,
+# spawned ones unpickle it.
+@pytest.fixture(params=["redis", "postgresql", "redis-spawn"])
 def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The app's environment: a fresh, private store and a ledger directory."""
+    """The app's environment: a fresh, private store and a ledger directory (and, in
+    ``START_METHOD``, how the supervisor starts its workers)."""
     ledger = tmp_path / "ledger"
     ledger.mkdir()
-    if request.param == "redis":
+    if request.param.startswith("redis"):
         options = {"prefix": f"tkprom-{uuid.uuid4().hex[:10]}"}
         yield {
             "TASKKIT_URL": "redis://127.0.0.1:6379/0",
             "TASKKIT_OPTIONS": json.dumps(options),
             "TASKKIT_LEDGER": str(ledger),
+            "START_METHOD": "spawn" if request.param.endswith("spawn") else "fork",
         }
     else:
         for url in _postgres_database():
-            yield {"TASKKIT_URL": url, "TASKKIT_OPTIONS": "{}", "TASKKIT_LEDGER": str(ledger)}
+            yield {
+                "TASKKIT_URL": url,
+                "TASKKIT_OPTIONS": "{}",
+                "TASKKIT_LEDGER": str(ledger),
+                "START_METHOD": "fork",
+            }
 
 
 @pytest.fixture
@@ -131,7 +140,9 @@ class Supervisor:
 @pytest.fixture
 def supervisor(backend_env: dict[str, str]) -> Iterator[Supervisor]:
     started = Supervisor(
-        backend_env, "--processes", "2", "--threads", "work=4", "--metrics-port", "0"
+        backend_env,
+        *("--processes", "2", "--threads", "work=4", "--metrics-port", "0"),
+        *("--start-method", backend_env["START_METHOD"]),
     )
     yield started
     log = started.stop()

@@ -339,6 +339,20 @@ def test_no_listener_unless_asked() -> None:
     assert not any(isinstance(p, PrometheusExporter) for p in kit.plugins)
 
 
+def test_workers_started_without_a_supervisor_say_that_nothing_serves_their_metrics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kit = memory_kit(metrics_port=0)
+    [handle] = kit.start_processes(1, {"g": 1})
+    try:
+        assert kit.initiate_task("g", "double", 1).get(timeout=10) == 2
+    finally:
+        handle.kill()
+        handle.join(10)
+    assert "workers started without a supervisor serve no metrics" in caplog.text
+    assert "serving http" not in caplog.text
+
+
 def test_the_supervision_hooks_wrap_the_workers_run_with_one_id() -> None:
     recorder = Recorder()
     kit = memory_kit(recorder)

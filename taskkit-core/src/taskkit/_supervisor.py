@@ -118,6 +118,11 @@ def start_workers(
     kit: KitData, spec: WorkerSpec, *, daemon: bool, start_method: str | None
 ) -> list[Any]:
     """Start ``spec.num_processes`` workers and return their process (or thread) handles."""
+    if kit.config.metrics_port is not None:
+        log.warning(
+            "KitConfig.metrics_port is set, but workers started without a supervisor serve no "
+            "metrics: run them with Kit.start or taskkit worker"
+        )
     spec = _checked_once(kit, spec)
     if not kit.backend.supports_processes:
         handles = [ThreadWorkerHandle(kit, spec, daemon) for _ in range(spec.num_processes)]
