@@ -116,7 +116,9 @@ class Recorder:
 
     @hookimpl
     def taskkit_schedule_fired(self, scheduler: str, entry: str, task: Task, lag: float) -> None:
-        self.calls.append(("fired", {"scheduler": scheduler, "entry": entry, "lag": lag}))
+        self.calls.append(
+            ("fired", {"scheduler": scheduler, "entry": entry, "task": task, "lag": lag})
+        )
 
     @hookimpl
     def taskkit_worker_restarted(
@@ -133,6 +135,22 @@ class Recorder:
     @hookimpl
     def taskkit_supervisor_stopped(self, supervisor_id: str) -> None:
         self.calls.append(("stopped", {"id": supervisor_id}))
+
+    @hookimpl
+    def taskkit_worker_started(self, worker_id: str, groups: list[str]) -> None:
+        self.calls.append(("worker_started", {"worker_id": worker_id}))
+
+    @hookimpl
+    def taskkit_worker_stopped(self, worker_id: str) -> None:
+        self.calls.append(("worker_stopped", {"worker_id": worker_id}))
+
+    @hookimpl
+    def taskkit_task_initiated(self, task: Task) -> None:
+        self.calls.append(("initiated", {"task": task}))
+
+    @hookimpl
+    def taskkit_task_dead_lettered(self, task: Task, reason: str) -> None:
+        self.calls.append(("dead_lettered", {"task": task, "reason": reason}))
 
 
 @contextlib.contextmanager
@@ -362,6 +380,8 @@ def test_the_supervision_hooks_wrap_the_workers_run_with_one_id() -> None:
         assert recorder.of("stopped") == []
     assert started["groups"] == ["g", "h"]
     assert recorder.of("stopped") == [{"id": started["id"]}]
+    order = [name for name, _ in recorder.calls if name != "initiated"]
+    assert order == ["started", "worker_started", "worker_stopped", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -402,6 +422,41 @@ def test_queue_figures_come_from_the_backend_and_its_richer_stats_where_it_has_t
         assert value(rich, "taskkit_queue_dead_letters", group="g") == 1
     finally:
         plain.taskkit_supervisor_stopped(supervisor_id="p")
+
+
+class CountingBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats_calls = 0
+
+    def stats(self, group: str) -> Any:
+        self.stats_calls += 1
+        return super().stats(group)
+
+
+def test_scrapes_read_the_queue_figures_of_the_timer_not_the_backend() -> None:
+    backend = CountingBackend()
+    exporter = PrometheusExporter(port=0, stats_interval=3600.0)
+    exporter.taskkit_supervisor_started(supervisor_id="s", groups=["g"], backend=backend)
+    try:
+        wait_until(lambda: value(scrape(exporter), "taskkit_queue_depth", group="g") == 0)
+        for _ in range(20):
+            scrape(exporter)
+        assert backend.stats_calls == 1, "one read at start, the next after stats_interval"
+    finally:
+        exporter.taskkit_supervisor_stopped(supervisor_id="s")
+
+
+def test_an_exporter_serves_one_supervisor_at_a_time(
+    exporter: PrometheusExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter.taskkit_supervisor_started(supervisor_id="one", groups=["g"], backend=MemoryBackend())
+    address = exporter.address
+    exporter.taskkit_supervisor_started(supervisor_id="two", groups=["h"], backend=MemoryBackend())
+    assert "already serves a supervisor" in caplog.text and "two gets no endpoint" in caplog.text
+    exporter.taskkit_supervisor_stopped(supervisor_id="two")  # not the one it serves
+    assert exporter.address == address
+    assert value(scrape(exporter), "taskkit_tasks_running", group="g") == 0
 
 
 def test_a_port_in_use_is_logged_and_the_supervisor_runs_on_without_an_endpoint(
@@ -509,6 +564,22 @@ def test_a_claim_of_a_task_whose_delivery_was_lost_calls_the_reclaimed_hook() ->
     assert call["worker_id"] == handle.worker_id
 
 
+def test_a_task_reclaimed_once_too_often_is_a_dead_letter_not_a_reclaim() -> None:
+    recorder = Recorder()
+    kit = memory_kit(recorder, lease_seconds=2.0, max_deliveries=1)
+    lost = kit.initiate_task("g", "double", 2)
+    kit.backend.claim("g", "w-dead", 1, 60.0, 1)
+    kit.backend.release_worker("w-dead")
+    [handle] = kit.start_processes(1, {"g": 1})
+    try:
+        [buried] = wait_until(lambda: recorder.of("dead_lettered"), 10)
+    finally:
+        handle.kill()
+        handle.join(10)
+    assert buried["task"].id == lost.id
+    assert recorder.of("reclaimed") == []
+
+
 def test_an_outcome_the_backend_refuses_calls_the_rejected_hook() -> None:
     recorder = Recorder()
     kit = memory_kit(recorder, lease_seconds=2.0)
@@ -549,6 +620,11 @@ def test_a_fired_schedule_point_calls_the_hook_with_its_entry_and_lag() -> None:
         handle.join(10)
     assert (call["scheduler"], call["entry"]) == ("main", "tick")
     assert 0.0 <= call["lag"] < 5.0
+    fired = call["task"]
+    assert call["lag"] == fired.created - fired.scheduled
+    # The task was announced as initiated first.
+    names = [(name, kwargs.get("task")) for name, kwargs in recorder.calls]
+    assert names.index(("initiated", fired)) < names.index(("fired", fired))
 
 
 class _LiveProcess:
