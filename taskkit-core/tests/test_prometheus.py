@@ -395,6 +395,12 @@ class RicherStats:
     oldest_due_age: float
 
 
+class PlainBackend(MemoryBackend):
+    """A backend that keeps only ``stats(group)``."""
+
+    supports_fleet_stats = False
+
+
 class RicherBackend(MemoryBackend):
     def group_stats(self, group: str) -> RicherStats:
         stats = self.stats(group)
@@ -405,7 +411,7 @@ def test_queue_figures_come_from_the_backend_and_its_richer_stats_where_it_has_t
     exporter: PrometheusExporter,
 ) -> None:
     plain = PrometheusExporter(port=0, stats_interval=0.05)
-    plain_kit = Kit(MemoryBackend(), RecordingHandler())
+    plain_kit = Kit(PlainBackend(), RecordingHandler())
     plain.taskkit_supervisor_started(supervisor_id="p", groups=["g"], backend=plain_kit.backend)
     rich_kit = Kit(RicherBackend(), RecordingHandler())
     exporter.taskkit_supervisor_started(supervisor_id="r", groups=["g"], backend=rich_kit.backend)
@@ -424,7 +430,7 @@ def test_queue_figures_come_from_the_backend_and_its_richer_stats_where_it_has_t
         plain.taskkit_supervisor_stopped(supervisor_id="p")
 
 
-class CountingBackend(MemoryBackend):
+class CountingBackend(PlainBackend):
     def __init__(self) -> None:
         super().__init__()
         self.stats_calls = 0

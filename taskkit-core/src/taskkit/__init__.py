@@ -6,6 +6,7 @@ The public surface is re-exported here; everything in modules starting with ``_`
 from __future__ import annotations
 
 from ._scheduler import Scheduler
+from ._stats import FinishedCounts, GroupStats, WorkerInfo
 from ._task import (
     DEFAULT_TTL,
     CancelResult,
@@ -84,6 +85,8 @@ __all__ = [
     "ExponentialBackoff",
     "Failed",
     "FakeClock",
+    "FinishedCounts",
+    "GroupStats",
     "InvalidTask",
     "Kit",
     "KitConfig",
@@ -123,6 +126,7 @@ __all__ = [
     "TaskTimeout",
     "TaskkitError",
     "UnknownTask",
+    "WorkerInfo",
     "__version__",
     "current_task",
     "hookimpl",

@@ -50,6 +50,7 @@ from ._aio import CoroutineGuard, EventLoopThread, close_unawaited, runs_on_loop
 from ._async_hook import execute_awaiting
 from ._backend_clock import BackendClock
 from ._encoding import ResultNotEncodable, encode_result
+from ._fleet import FleetMembership
 from ._groups import LoopGroup, ThreadGroup
 from ._health import BackendHealth, is_unavailable, one_line
 from ._kitdata import KitData, KitParts
@@ -203,6 +204,9 @@ class Worker:
         self._control_seq = 0
         #: Reports outages once per process (every thread's backend calls feed it).
         self.health = BackendHealth(log, self.backend.name)
+        self._fleet = FleetMembership(
+            self.backend, worker_id, spec.threads, kit.config.heartbeat, self.health
+        )
         self._recorder = OutcomeRecorder(
             self.backend,
             give_up_after=kit.config.lease_seconds / 2,
@@ -261,6 +265,7 @@ class Worker:
             self.spec.threads or "none",
             f" (async: {', '.join(sorted(self.async_groups))})" if self.async_groups else "",
         )
+        self._fleet.join()  # listed by backend.list_workers() until it stops
         self._recorder.start()
         if self.async_groups:
             self._loop.start()
@@ -292,6 +297,7 @@ class Worker:
             log.warning(
                 "worker %s: the event loop did not stop (a coroutine blocks it)", self.worker_id
             )
+        self._fleet.leave()
         self.kit.hook_caller.call("taskkit_worker_stopped", worker_id=self.worker_id)
         log.info("worker %s stopped", self.worker_id)
         return self.exit_code
@@ -876,6 +882,7 @@ class Worker:
                     next_renewal = time.monotonic() + config.heartbeat
                     self._renew()
                     self._sync_clock()
+                    self._fleet.beat(len(self._inflight))
                 self._apply_control()
                 self.health.succeeded()
             except Exception as exc:

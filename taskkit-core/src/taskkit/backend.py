@@ -30,6 +30,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
+from ._stats import (
+    FINISHED_BUCKET,
+    MAX_FINISHED_WINDOW,
+    FinishedCounts,
+    GroupStats,
+    WorkerInfo,
+    checked_heartbeat,
+    checked_registration,
+    checked_window,
+)
 from ._task import (
     CancelResult,
     Claim,
@@ -47,10 +57,15 @@ from ._task import (
 from .errors import LeaseLost
 
 __all__ = [
+    "FINISHED_BUCKET",
+    "MAX_FINISHED_WINDOW",
     "OUTCOME_STATES",
     "RELEASE_REASON",
     "Backend",
     "OutcomeChange",
+    "checked_heartbeat",
+    "checked_registration",
+    "checked_window",
     "earliest",
     "outcome_changes",
 ]
@@ -181,7 +196,7 @@ class Backend(abc.ABC):
     :meth:`bury` and :meth:`release` derive from it, and the waits have polling defaults.
     The capability flags, each a class attribute: :attr:`supports_processes`,
     :attr:`supports_notifications`, :attr:`supports_transactional_put`,
-    :attr:`supports_fake_clock` and :attr:`clock_is_local`.
+    :attr:`supports_fake_clock`, :attr:`clock_is_local` and :attr:`supports_fleet_stats`.
 
     An instance must be thread-safe: a worker process shares one among its claimer, executor,
     keeper and scheduler threads. A claim whose lease expired but was not yet reclaimed by
@@ -207,6 +222,12 @@ class Backend(abc.ABC):
     #: ``now()`` is a cheap in-process call (no round trip): the core calls it every time
     #: instead of estimating the backend's clock from the local one. Required for fake clocks.
     clock_is_local: ClassVar[bool] = False
+
+    #: The fleet and queue figures are kept (the section "fleet and queue figures" below):
+    #: the four reads answer and the three worker-registry writes store what they are given.
+    #: Without it the defaults apply: the writes do nothing, so workers run unchanged, and
+    #: the reads raise :class:`NotImplementedError` (callers fall back to :meth:`stats`).
+    supports_fleet_stats: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ clock
 
@@ -473,7 +494,129 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def stats(self, group: str) -> QueueStats:
-        """How many tasks of ``group`` are queued and running."""
+        """How many tasks of ``group`` are queued (due or not) and running.
+
+        The figures every backend has; :meth:`group_stats` tells due from scheduled tasks.
+        """
+
+    # ------------------------------------------------------------------ fleet and queue figures
+    # What operators read about queues and workers (``taskkit inspect``, the Django admin,
+    # the Prometheus exporter), on backends that declare :attr:`supports_fleet_stats`. None
+    # of these scans every record; each says what it costs. Arguments are checked before
+    # anything is read or written (:func:`checked_window`, :func:`checked_registration`,
+    # :func:`checked_heartbeat`): a bad one raises ValueError or TypeError, writing nothing.
+
+    def _no_fleet_stats(self, what: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} keeps no fleet and queue figures ({what}): it does not "
+            "declare supports_fleet_stats; stats(group) has the queued and running counts"
+        )
+
+    def list_groups(self) -> list[str]:
+        """The groups this store holds tasks of, sorted.
+
+        Every group with a queued, running or dead task is listed, and every group with a
+        task finished within the last :data:`MAX_FINISHED_WINDOW` seconds. A backend may
+        list a group for longer (Redis lists every group ever written to under its prefix),
+        never for less.
+
+        Cost: Redis reads one set (O(groups)); SQL probes the group index once per group
+        (a loose index scan), never reads the tasks themselves.
+
+        :raises NotImplementedError: the backend does not declare :attr:`supports_fleet_stats`.
+        """
+        raise self._no_fleet_stats("list_groups")
+
+    def group_stats(self, group: str) -> GroupStats:
+        """``group``'s queued (due now), scheduled (due later), running and dead-letter
+        counts and the age of its oldest due task, read in one atomic step on the backend's
+        clock, in one round trip.
+
+        The figures are exact at that moment: each task counts in exactly one of them, and a
+        task due at exactly ``now`` is due. A group with no task answers zeros and no age.
+
+        Cost: Redis O(log n) per figure (sorted-set counts); SQL an index range count per
+        state over the group's rows (so it grows with the group's queued tasks, never with
+        the whole table) and one indexed minimum. For dashboards, alerts and the CLI, not for
+        a claim's hot path.
+
+        :raises NotImplementedError: the backend does not declare :attr:`supports_fleet_stats`.
+        """
+        raise self._no_fleet_stats("group_stats")
+
+    def finished_counts(self, group: str, window: float = 300.0) -> FinishedCounts:
+        """How many tasks of ``group`` finished in each finished state over the last
+        ``window`` seconds of the backend's clock.
+
+        Counted by the very write that finishes the task, atomically with it (a worker's
+        outcome, a claim's "worker lost" burial, a cancel of a queued task), so no count is
+        lost or doubled by a crash or a replayed write; retries and hand-backs finish
+        nothing and are not counted. Backends may keep the counts in buckets of
+        :data:`FINISHED_BUCKET` seconds: the span counted then starts up to that much before
+        ``now - window`` (the answer's ``since`` says where).
+
+        Cost, on the finishing write: one counter increment per (group, state) of an outcome
+        batch (Redis: a hash increment inside the outcome's script; SQL: an upsert of a
+        counter row inside the outcome's statement or transaction). On the read: one counter
+        per bucket of the window (at most 361 for an hour), one round trip.
+
+        :param window: seconds, above 0 and at most :data:`MAX_FINISHED_WINDOW`.
+        :raises ValueError: the window is out of range (TypeError: not a number).
+        :raises NotImplementedError: the backend does not declare :attr:`supports_fleet_stats`.
+        """
+        raise self._no_fleet_stats("finished_counts")
+
+    def register_worker(
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        threads: Mapping[str, int],
+        expires_after: float,
+    ) -> None:
+        """Add a starting worker to the registry that :meth:`list_workers` reads, or replace
+        its entry: ``started`` and ``heartbeat`` are the backend's clock now, ``tasks_held``
+        is 0.
+
+        The entry is listed until ``expires_after`` seconds after its last heartbeat, so a
+        worker that dies without :meth:`deregister_worker` ages out by itself (the core's
+        workers pass three heartbeat intervals). One round trip writing one small record.
+
+        :param threads: the worker's concurrency per group it serves.
+        :raises ValueError: a bad argument (:func:`checked_registration`); nothing is stored.
+
+        The default does nothing.
+        """
+
+    def heartbeat_worker(self, worker_id: str, tasks_held: int, expires_after: float) -> bool:
+        """Renew a registered worker's entry: ``heartbeat`` is now, ``tasks_held`` as given,
+        and it is listed for ``expires_after`` more seconds. A worker's keeper calls it once
+        per heartbeat, after its lease renewal. One round trip updating one small record.
+
+        :return: True if the entry was live and is renewed; False if there is none (it aged
+            out or was deregistered), and then the worker registers again.
+        :raises ValueError: a bad argument (:func:`checked_heartbeat`); nothing is changed.
+
+        The default does nothing and answers True.
+        """
+        return True
+
+    def deregister_worker(self, worker_id: str) -> None:
+        """Remove a stopping worker's entry from the registry; idempotent. One round trip.
+
+        The default does nothing.
+        """
+
+    def list_workers(self) -> list[WorkerInfo]:
+        """The live workers: every registered worker whose entry has not aged out (its last
+        heartbeat is less than its ``expires_after`` ago), oldest registration first, then by
+        id. An entry that aged out is never listed; the call may delete it.
+
+        Cost: a read of the registry (one small record per live worker), one round trip.
+
+        :raises NotImplementedError: the backend does not declare :attr:`supports_fleet_stats`.
+        """
+        raise self._no_fleet_stats("list_workers")
 
     def purge(self, finished_before: float) -> int:
         """Delete finished records that finished before ``finished_before`` (backend time).

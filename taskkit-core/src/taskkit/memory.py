@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from ._memory_stats import MemoryStatsMixin
 from ._task import (
     CancelResult,
     Claim,
@@ -60,7 +61,7 @@ class _Record:
         return Outcome(self.task, self.state, self.result, self.error, self.finished)
 
 
-class MemoryBackend(Backend):
+class MemoryBackend(MemoryStatsMixin, Backend):
     """A thread-safe, single-process backend keeping everything in dictionaries."""
 
     name: ClassVar[str] = "memory"
@@ -247,6 +248,7 @@ class MemoryBackend(Backend):
         rec.token = rec.worker_id = None
         rec.cancel_requested = False
         self._notifier.notify(f"outcome:{rec.task.id}")
+        self._count_finished(rec)
         if state is TaskState.DEAD:
             self._trim_dead_letters()
 
@@ -376,6 +378,7 @@ class MemoryBackend(Backend):
             self._records.clear()
             self._marks.clear()
             self._control.clear()
+            self._forget_figures()
 
     def clone(self) -> MemoryBackend:
         # One process: the "clone" is the same store, so threads share it.

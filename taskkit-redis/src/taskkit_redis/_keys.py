@@ -16,12 +16,15 @@ key                             type    content
 ``{P:G}:o:<id>``                list    "finished" token for result waiters; TTL <= 60 s
 ``{P:G}:marks``                 hash    schedule marks: ``["sched","key"]`` -> point
 ``{P:G}:seq``                   string  fencing token counter
+``{P:G}:fc:<n>``                hash    finished counts of 10 s bucket n: state -> count; TTL 62 min
 ``{P:G}:wake``                  channel work notifications (PUBLISH / sharded SPUBLISH)
 ``P:i:<id>``                    string  id -> group index; TTL once finished
 ``{P}:ctl`` / ``{P}:ctl:seq``   zset    control events (last 100) / last sequence number
 ``{P}:marks``                   hash    mirror of the schedule marks for ``get_schedule_mark``
 ``{P}:wk:<worker>``             set     groups a worker claimed from; TTL 1 day
 ``{P}:groups``                  set     every group ever written to (dead-letter listing)
+``{P}:workers``                 zset    live workers' registry: member id, score entry expiry
+``{P}:wi:<worker>``             hash    a live worker's entry (host, pid, threads...); TTL
 ``{P}:epoch``                   string  data-set marker: its loss means Redis lost its data
 ==============================  ======  =====================================================
 """
@@ -59,6 +62,8 @@ class KeyLayout:
         self.control_seq = f"{tag}:ctl:seq"
         self.marks_mirror = f"{tag}:marks"
         self.groups = f"{tag}:groups"
+        self.workers = f"{tag}:workers"
+        self.worker_info_prefix = f"{tag}:wi:"
         self.epoch = f"{tag}:epoch"
         self.index_prefix = f"{prefix}:i:"
 
@@ -80,6 +85,10 @@ class KeyLayout:
 
     def index(self, task_id: str) -> str:
         return self.index_prefix + task_id
+
+    def worker_info(self, worker_id: str) -> str:
+        """The registry entry of one live worker (``list_workers``)."""
+        return self.worker_info_prefix + worker_id
 
     def worker_groups(self, worker_id: str) -> str:
         return "{" + self.prefix + "}:wk:" + worker_id

@@ -25,9 +25,19 @@ GROUP_SCRIPTS = (
     "requeue_dead",
     "dead_letters",
     "group_info",
+    "group_stats",
+    "finished_counts",
 )
 #: Scripts that touch the prefix-wide keys under ``{prefix}``.
-GLOBAL_SCRIPTS = ("publish_control", "read_control", "mark_mirror")
+GLOBAL_SCRIPTS = (
+    "publish_control",
+    "read_control",
+    "mark_mirror",
+    "worker_register",
+    "worker_heartbeat",
+    "worker_deregister",
+    "worker_list",
+)
 
 
 @functools.cache

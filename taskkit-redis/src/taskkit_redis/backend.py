@@ -51,6 +51,7 @@ from ._codec import (
 from ._config import RedisConfig, config_from_client, config_from_url
 from ._keys import KeyLayout
 from ._scripts import Scripts
+from ._stats import RedisStatsMixin
 from ._waiting import WorkWaiter
 
 __all__ = ["RedisBackend"]
@@ -110,7 +111,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisBackend(Backend):
+class RedisBackend(RedisStatsMixin, Backend):
     """Tasks in Redis.
 
     :param url: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS, certificate

@@ -29,6 +29,7 @@ CAPABILITIES = (
     "supports_fake_clock",
     "supports_transactional_put",
     "clock_is_local",
+    "supports_fleet_stats",
 )
 
 

@@ -504,10 +504,9 @@ class _QueueStats:
 
 def _read_stats(backend: Backend, group: str) -> dict[str, float]:
     """The numeric queue figures of ``group``: ``backend.group_stats(group)`` where the
-    backend has it (the richer contract: queued due now, scheduled, running, dead letters,
-    oldest due age), else ``backend.stats(group)`` (queued and running)."""
-    richer = getattr(backend, "group_stats", None)
-    stats = richer(group) if callable(richer) else backend.stats(group)
+    backend keeps them (``supports_fleet_stats``: queued due now, scheduled, running, dead
+    letters, oldest due age), else ``backend.stats(group)`` (queued and running)."""
+    stats = backend.group_stats(group) if backend.supports_fleet_stats else backend.stats(group)
     figures = {}
     for field in _STATS_GAUGES:
         value = getattr(stats, field, None)

@@ -22,6 +22,12 @@ local function record_key(id) return BASE .. ':t:' .. id end
 local function worker_key(worker) return BASE .. ':w:' .. worker end
 local function notify_key(id) return BASE .. ':o:' .. id end
 
+-- Finished counts (Backend.finished_counts): a hash per FINISHED_BUCKET seconds of the
+-- server clock (taskkit.backend.FINISHED_BUCKET), field = finished state, value = count.
+-- Each lives a little over the longest window (an hour) past its creation.
+local FINISHED_BUCKET, FINISHED_KEPT_MS = 10, 3720000
+local function finished_key(bucket) return BASE .. ':fc:' .. string.format('%d', bucket) end
+
 -- Every time decision uses the server's clock, so hosts with skewed clocks agree.
 local function server_time()
   local t = redis.call('TIME')
@@ -38,6 +44,12 @@ local function to_ms(seconds)
 end
 
 local function wake() redis.call(PUBLISH, WAKE, '1') end
+
+-- Count one task that reached the finished ``state`` at ``now``, in the write that finishes it.
+local function count_finished(state, now)
+  local key = finished_key(math.floor(now / FINISHED_BUCKET))
+  if redis.call('HINCRBY', key, state, 1) == 1 then redis.call('PEXPIRE', key, FINISHED_KEPT_MS) end
+end
 
 -- Store a new QUEUED record from three ARGV values: id, header, data. The header holds
 -- name, due, created, scheduled, retry count, ttl and timeout, separated by \31 (none of
@@ -100,6 +112,7 @@ local function finish(id, f, state, field, value, now, ttl_seconds)
   else
     redis.call('HSET', key, 'st', state, 'f', fmt(now))
   end
+  count_finished(state, now)
   local ms = to_ms(ttl_seconds)
   redis.call('PEXPIRE', key, ms)
   if INDEX_PREFIX ~= '' then redis.call('PEXPIRE', INDEX_PREFIX .. id, ms) end

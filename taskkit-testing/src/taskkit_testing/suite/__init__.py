@@ -30,6 +30,7 @@ from .results import WaitingTests as WaitingTests
 from .runtime import RuntimeTests as RuntimeTests
 from .scheduling import SchedulingTests as SchedulingTests
 from .serialization import SerializationTests as SerializationTests
+from .stats import FleetStatsTests as FleetStatsTests
 from .unknown_tasks import UnknownTaskTests as UnknownTaskTests
 
 
@@ -37,6 +38,7 @@ class BackendTests(
     # pytest collects inherited tests in reverse MRO order: listing the topics backwards
     # runs them in TOPICS order, the quick contract checks before the process tests.
     UnknownTaskTests,
+    FleetStatsTests,
     AsyncTaskTests,
     FunctionTaskTests,
     RuntimeTests,
