@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from taskkit import Backend, Kit, Task, TaskHandler, TaskState
+from taskkit import Backend, Kit, KitConfig, Task, TaskHandler, TaskState
 from taskkit.plugins import registries
 from taskkit.serializers import Serializer
 
@@ -122,8 +122,6 @@ class SerializationTests(KitTestBase):
     def test_a_payload_at_the_default_size_cap_survives(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
-        from taskkit.kit import KitConfig  # noqa: PLC0415
-
         size = KitConfig().max_data_size
         blob = (bytes(range(251)) * (size // 251 + 1))[:size]
         task = tasks.one(data=blob)
