@@ -35,6 +35,7 @@ from datetime import tzinfo
 from types import FrameType
 from typing import Any, NoReturn
 
+from ._task import CancelResult
 from ._validation import validate_name
 from .errors import (
     ConfigurationError,
@@ -526,7 +527,6 @@ def _run(kit: Kit, args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(f"{args.task_id} re-queued")
     elif args.command == "cancel":
-        from ._task import CancelResult  # noqa: PLC0415
 
         result = kit.cancel(args.task_id)
         print(result.value)
