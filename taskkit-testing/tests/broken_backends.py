@@ -5,6 +5,7 @@ All are MemoryBackend subclasses with one realistic bug each.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -145,7 +146,21 @@ class ReleaseForgetsTheToken(MemoryBackend):
 #: Each broken backend: the topic class that must catch it, and the guarantee its failure
 #: message must name.
 #: An optional fourth item narrows the run (``-k``) where the bug makes every test wait.
+class AsyncWaitsHoldAThread(MemoryBackend):
+    """Waits for a result from a coroutine by blocking a thread for the whole wait."""
+
+    async def await_outcome(self, task_id: str, timeout: float) -> Outcome | None:
+        return await asyncio.to_thread(self.wait_for_outcome, task_id, timeout)
+
+
 BROKEN: dict[str, tuple[Any, ...]] = {
+    "async-waits-hold-a-thread": (
+        AsyncWaitsHoldAThread,
+        "AsyncProducerTests",
+        "a wait must hold no thread",
+        "-k",
+        "waiters_hold",
+    ),
     "loses-a-task": (LosesTasks, "EnqueueTests", "put() reported as stored were lost"),
     "double-claims": (
         DoubleClaims,

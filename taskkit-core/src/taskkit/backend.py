@@ -22,6 +22,7 @@ finish. The conformance kit (``taskkit-testing``) is the executable form of this
 from __future__ import annotations
 
 import abc
+import asyncio
 import pickle
 import threading
 import time
@@ -656,6 +657,72 @@ class Backend(abc.ABC):
     def _claim_order(tasks: Iterable[Task]) -> list[Task]:
         """Sort tasks in the order claims take them: due time, then creation, then id."""
         return sorted(tasks, key=lambda t: (t.due, t.created, t.id))
+
+    # ------------------------------------------------------------------ asyncio
+    # The producer's primitives for coroutines (``Kit.ainitiate_task``, ``Result.aget``).
+    # Each keeps the guarantees of its blocking twin and never blocks the event loop. The
+    # defaults serve any backend: they run the blocking primitive in a thread, and the wait
+    # polls without holding a thread while it sleeps. A backend with an asyncio client
+    # overrides them so that no thread is used at all, and multiplexes every waiter of a
+    # process and loop over one notification connection.
+
+    async def aput(self, tasks: Sequence[Task]) -> list[bool]:
+        """:meth:`put` for coroutines: store ``tasks`` as QUEUED without blocking the loop.
+
+        The guarantees of :meth:`put`: idempotent by id (a task whose id already exists, in
+        any state until its record expires, is left unchanged and reported as False), atomic
+        per task, one round trip (one per group on a store sharded by group). Tasks stored by
+        either method are the same tasks: a worker cannot tell them apart.
+
+        The default runs :meth:`put` in a thread (:func:`asyncio.to_thread`).
+
+        :param tasks: validated tasks; ``deliveries`` is 0.
+        :return: for each task, True if it was stored, False if its id existed.
+        """
+        return await asyncio.to_thread(self.put, tasks)
+
+    async def aget_outcome(self, task_id: str) -> Outcome | None:
+        """:meth:`get_outcome` for coroutines: the task's current outcome, or None if it does
+        not exist (or its record expired).
+
+        The default runs :meth:`get_outcome` in a thread (:func:`asyncio.to_thread`).
+        """
+        return await asyncio.to_thread(self.get_outcome, task_id)
+
+    async def await_outcome(self, task_id: str, timeout: float) -> Outcome | None:
+        """:meth:`wait_for_outcome` for coroutines: wait until the task is finished, or
+        ``timeout`` seconds pass; never longer.
+
+        Returns at once for a task that is already finished or does not exist. Any number of
+        coroutines may wait at once on one loop, and a waiting coroutine holds no thread
+        while it sleeps. Cancelling it ends its wait and leaves nothing behind. For backends
+        that declare :attr:`supports_notifications`, a task finished by any process (a
+        worker's :meth:`complete`, :meth:`fail`, ...) ends the wait promptly: the backend
+        looks at the task only once its notification is armed, so none is missed.
+
+        :return: the outcome (finished or not), or None if the task does not exist.
+
+        The default polls :meth:`aget_outcome` with an exponential back-off capped at 0.2 s,
+        sleeping with :func:`asyncio.sleep`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        delay = 0.005
+        while True:
+            outcome = await self.aget_outcome(task_id)
+            remaining = deadline - loop.time()
+            if outcome is None or outcome.state.finished or remaining <= 0:
+                return outcome
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.2)
+
+    async def aclose(self) -> None:
+        """:meth:`close` for coroutines: release every connection, those the asyncio
+        primitives opened on the running loop included, without blocking the loop.
+
+        The backend must not be used afterwards. The default runs :meth:`close` in a thread.
+        """
+        await asyncio.to_thread(self.close)
 
 
 class Notifier:

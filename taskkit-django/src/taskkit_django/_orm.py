@@ -56,6 +56,7 @@ from taskkit.clock import Clock
 from taskkit.errors import ConfigurationError
 
 from . import _db
+from ._aio import AsyncDjangoMixin
 from ._listen import OUTCOME_PREFIX, WORK_PREFIX
 from ._rows import (
     CHUNK,
@@ -83,7 +84,7 @@ _SWEEP_EVERY = 60.0
 _FLAVOURS: dict[str, type[DjangoBackend]] = {}
 
 
-class DjangoBackend(Backend):
+class DjangoBackend(AsyncDjangoMixin, Backend):
     """Tasks in the tables of the ``taskkit`` app, on the database alias ``using``.
 
     :param using: the ``DATABASES`` alias.

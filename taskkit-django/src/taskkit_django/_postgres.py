@@ -19,6 +19,7 @@ from taskkit import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
 from taskkit.backend import Backend, earliest, outcome_changes
 
 from . import _db, _listen
+from ._aio import AsyncPostgresMixin
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
 from ._orm import DjangoBackend
 from ._rows import QUEUED, RUNNING, TASK_FIELDS, chunks, outcome_from_row, task_from_values
@@ -108,7 +109,7 @@ _OUTCOME_COLUMNS = (*TASK_FIELDS, "state", "result", "error", "finished")
 _CLAIM_COLUMNS = (*TASK_FIELDS, "token", "lease_expires")
 
 
-class PostgresBackend(DjangoBackend):
+class PostgresBackend(AsyncPostgresMixin, DjangoBackend):
     """The PostgreSQL flavour: waits block on ``LISTEN`` instead of backing off."""
 
     supports_notifications: ClassVar[bool] = True
@@ -324,6 +325,7 @@ class PostgresBackend(DjangoBackend):
             listener.waiters.unwatch(key)
 
     def close(self) -> None:
+        self._close_async()
         if not self._closed:
             self._closed = True
             _listen.release(self._listener)

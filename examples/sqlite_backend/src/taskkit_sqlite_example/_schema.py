@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from . import _stats
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     id              TEXT PRIMARY KEY,
@@ -57,3 +59,4 @@ def create(conn: sqlite3.Connection) -> None:
     """Create the tables (idempotent); WAL mode lets readers run beside one writer."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
+    conn.executescript(_stats.SCHEMA)  # the figures' tables and counting trigger

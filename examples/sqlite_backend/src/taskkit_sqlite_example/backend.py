@@ -37,6 +37,7 @@ from taskkit.backend import OutcomeChange, earliest, outcome_changes
 from taskkit.clock import Clock, SystemClock
 
 from . import _schema
+from ._stats import StatsMixin
 
 __all__ = ["SQLiteBackend"]
 
@@ -84,7 +85,7 @@ def _outcome(row: Sequence[Any]) -> Outcome:
     )
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(StatsMixin, Backend):
     """Tasks in one SQLite database file, shared by every process on the host.
 
     :param path: the database file (created if missing).

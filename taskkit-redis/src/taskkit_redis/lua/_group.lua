@@ -119,6 +119,8 @@ local function finish(id, f, state, field, value, now, ttl_seconds)
   local notify = notify_key(id)
   redis.call('RPUSH', notify, '1')
   redis.call('PEXPIRE', notify, math.min(ms, 60000))
+  -- asyncio waiters subscribe to a channel of the list's name (taskkit_redis._aio_listener).
+  redis.call(PUBLISH, notify, '1')
 end
 
 local function ttl_of(value)

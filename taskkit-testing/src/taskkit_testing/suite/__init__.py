@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 # ``X as X``: the explicit re-exports a type checker sees (``__all__`` is computed below).
+from .async_producer import AsyncProducerTests as AsyncProducerTests
 from .async_tasks import AsyncTaskTests as AsyncTaskTests
 from .bad_input import BadInputTests as BadInputTests
 from .concurrency import ConcurrencyTests as ConcurrencyTests
@@ -52,6 +53,7 @@ class BackendTests(
     DeferralTests,
     DeadLetterTests,
     RetryTests,
+    AsyncProducerTests,
     WaitingTests,
     ResultTests,
     FencingTests,
