@@ -8,6 +8,7 @@ password never appears in a ``repr`` or a log line.
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -119,28 +120,70 @@ class RedisConfig:
 
     def build_client(self) -> Any:
         """A new client (``redis.Redis`` or ``RedisCluster``) that returns bytes."""
-        kwargs = dict(self.connection)
-        kwargs["decode_responses"] = False
-        # Few, quick reconnect attempts: they ride over a restart or a stale pooled
-        # connection; a longer outage surfaces as BackendUnavailable to the caller, whose
-        # loop backs off, instead of hanging inside one command.
-        kwargs["retry"] = Retry(ExponentialBackoff(cap=0.5, base=0.05), self.retries)
-        if kwargs.get("ssl"):
-            kwargs["ssl_cert_reqs"] = "required"
-            kwargs["ssl_check_hostname"] = True
+        kwargs = self._client_kwargs(Retry)
         if self.cluster:
             from redis.cluster import ClusterNode, RedisCluster  # noqa: PLC0415
 
-            for name in ("host", "port", "db", "unix_socket_path"):
-                kwargs.pop(name, None)
             nodes = [
                 ClusterNode(host, port)  # type: ignore[no-untyped-call]
                 for host, port in self.startup_nodes
             ]
             return RedisCluster(startup_nodes=nodes, **kwargs)
-        if not kwargs.get("ssl"):
-            kwargs.pop("ssl", None)
         return redis.Redis(**kwargs)
+
+    def build_async_client(self) -> Any:
+        """A new asyncio client (``redis.asyncio.Redis`` or its ``RedisCluster``), the same
+        settings as :meth:`build_client`; it belongs to the event loop that first uses it."""
+        # Imported here: programs that never await pay nothing for redis.asyncio.
+        import redis.asyncio  # noqa: PLC0415
+        from redis.asyncio.retry import Retry as AsyncRetry  # noqa: PLC0415
+
+        kwargs = self._client_kwargs(AsyncRetry)
+        if self.cluster:
+            from redis.asyncio.cluster import ClusterNode, RedisCluster  # noqa: PLC0415
+
+            _check_accepted(RedisCluster, kwargs)
+            nodes = [ClusterNode(host, port) for host, port in self.startup_nodes]
+            return RedisCluster(startup_nodes=nodes, **kwargs)
+        return redis.asyncio.Redis(**kwargs)
+
+    def build_async_node_client(self, host: str, port: int) -> Any:
+        """An asyncio ``redis.asyncio.Redis`` for one node of the cluster (sharded pub/sub)."""
+        import redis.asyncio  # noqa: PLC0415
+        from redis.asyncio.retry import Retry as AsyncRetry  # noqa: PLC0415
+
+        return redis.asyncio.Redis(host=host, port=port, **self._client_kwargs(AsyncRetry))
+
+    def _client_kwargs(self, retry_class: Any) -> dict[str, Any]:
+        kwargs = dict(self.connection)
+        kwargs["decode_responses"] = False
+        # Few, quick reconnect attempts: they ride over a restart or a stale pooled
+        # connection; a longer outage surfaces as BackendUnavailable to the caller, whose
+        # loop backs off, instead of hanging inside one command.
+        kwargs["retry"] = retry_class(ExponentialBackoff(cap=0.5, base=0.05), self.retries)
+        if kwargs.get("ssl"):
+            kwargs["ssl_cert_reqs"] = "required"
+            kwargs["ssl_check_hostname"] = True
+        if self.cluster:
+            for name in ("host", "port", "db", "unix_socket_path"):
+                kwargs.pop(name, None)
+        elif not kwargs.get("ssl"):
+            kwargs.pop("ssl", None)
+        return kwargs
+
+
+def _check_accepted(cls: type, kwargs: dict[str, Any]) -> None:
+    """Refuse settings a client class does not take (redis-py's asyncio cluster client takes
+    fewer TLS settings than the others), rather than drop them silently."""
+    accepted = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigurationError(
+            f"{cls.__module__}.{cls.__qualname__} of this redis-py does not take "
+            f"{', '.join(unknown)}: the asyncio primitives cannot use these settings"
+        )
 
 
 def _truthy(value: Any) -> bool:

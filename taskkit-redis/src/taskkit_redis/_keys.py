@@ -14,6 +14,7 @@ key                             type    content
 ``{P:G}:w:<worker>``            set     ids leased by one worker (``release_worker``)
 ``{P:G}:dead``                  zset    dead letters: member id, score time of death
 ``{P:G}:o:<id>``                list    "finished" token for result waiters; TTL <= 60 s
+``{P:G}:o:<id>``                channel "finished" message for asyncio result waiters (SPUBLISH)
 ``{P:G}:marks``                 hash    schedule marks: ``["sched","key"]`` -> point
 ``{P:G}:seq``                   string  fencing token counter
 ``{P:G}:fc:<n>``                hash    finished counts of 10 s bucket n: state -> count; TTL 62 min

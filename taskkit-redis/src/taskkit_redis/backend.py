@@ -40,6 +40,7 @@ from taskkit import (
 from taskkit.backend import OutcomeChange, outcome_changes
 from taskkit.errors import BackendUnavailable
 
+from ._aio import AsyncRedisMixin
 from ._codec import (
     MalformedRecord,
     claim_from_fields,
@@ -111,7 +112,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisBackend(RedisStatsMixin, Backend):
+class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
     """Tasks in Redis.
 
     :param url: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS, certificate
@@ -637,6 +638,7 @@ class RedisBackend(RedisStatsMixin, Backend):
         self._waiter.interrupt()
 
     def close(self) -> None:
+        self._close_async()
         self._waiter.close()
         try:
             self._client.close()
