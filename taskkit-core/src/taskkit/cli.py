@@ -6,6 +6,7 @@ the current directory is searched first, so run it from your project folder::
     taskkit --app myproject.tasks:kit worker --processes 3 --threads mail=4 --threads reports=1
     taskkit --app myproject.tasks:kit worker --threads mail=4 --schedule myproject.tasks:SCHEDULE
     taskkit --app myproject.tasks:kit worker --threads mail=4 --metrics-port 9100
+    taskkit --app myproject.tasks:kit inspect --window 60
     taskkit --app myproject.tasks:kit stats mail
     taskkit --app myproject.tasks:kit dead-letters
     taskkit --app myproject.tasks:kit requeue TASK_ID
@@ -237,6 +238,15 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _window(value: str) -> float:
+    from ._stats import checked_window  # noqa: PLC0415
+
+    try:
+        return checked_window(float(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _time_zone(value: str) -> tzinfo:
     import zoneinfo  # noqa: PLC0415
 
@@ -409,6 +419,26 @@ def _parser() -> argparse.ArgumentParser:
         help="how worker processes are started (default: the platform's)",
     )
 
+    inspect = command(
+        "inspect",
+        "show each group's queued (due now), scheduled, running and dead-letter counts, the age "
+        "of its oldest due task and its finished counts, then the live workers with the age "
+        "of their last heartbeat",
+    )
+    inspect.add_argument(
+        "groups", nargs="*", type=_group, metavar="GROUP", help="groups (default: every group)"
+    )
+    inspect.add_argument(
+        "--window",
+        type=_window,
+        default=300.0,
+        metavar="SECONDS",
+        help="the finished counts cover the last SECONDS (at most 3600; default: 300)",
+    )
+    inspect.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of tables"
+    )
+
     stats = command("stats", "print the queued and running counts of groups")
     stats.add_argument("groups", nargs="+", type=_group, metavar="GROUP", help="a task group")
 
@@ -512,6 +542,8 @@ def _one_line(exc: BaseException) -> str:
 def _run(kit: Kit, args: argparse.Namespace) -> int:
     if args.command == "worker":
         return _worker(kit, args)
+    if args.command == "inspect":
+        return _inspect(kit, args)
     if args.command == "stats":
         for group in args.groups:
             stats = kit.backend.stats(group)
@@ -539,6 +571,19 @@ def _run(kit: Kit, args: argparse.Namespace) -> int:
             "shutdown": kit.send_shutdown_event,
         }[args.command](groups)
         print(f"{args.command} sent to {'groups ' + ', '.join(groups) if groups else 'all groups'}")
+    return EXIT_OK
+
+
+def _inspect(kit: Kit, args: argparse.Namespace) -> int:
+    from ._inspect import inspect_report, render_json, render_text  # noqa: PLC0415
+
+    if not kit.backend.supports_fleet_stats and not args.groups:
+        raise UsageError(
+            f"the {kit.backend.name or 'configured'} backend keeps no fleet figures: name the "
+            "groups to inspect (their queued and running counts)"
+        )
+    report = inspect_report(kit.backend, args.groups, args.window)
+    print(render_json(report) if args.json else render_text(report))
     return EXIT_OK
 
 
