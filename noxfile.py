@@ -49,6 +49,7 @@ TEST_DEPS = [
     "pyyaml>=6",  # docs/tests parses the YAML blocks of the docs
     "sentry-sdk>=2.0",  # taskkit-core[sentry]: the Sentry plugin's tests
     "prometheus_client>=0.20",  # taskkit-core[prometheus]: the metrics exporter's tests
+    *["opentelemetry-api>=1.20", "opentelemetry-sdk>=1.20"],  # taskkit-core[otel]'s tests
 ]
 
 nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "docs"]
