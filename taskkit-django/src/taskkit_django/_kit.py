@@ -38,7 +38,7 @@ def initiate_on_commit(
     using: str | None = None,
     robust: bool = False,
     **kwargs: Any,
-) -> Result:
+) -> Result[Any]:
     """Initiate a task when the current Django transaction commits (never if it rolls back).
 
     For kits on other backends (Redis, …), whose ``initiate_task`` cannot join a database
