@@ -30,9 +30,7 @@ COVERED_BY = {
 }
 #: Modules being written whose tests have not landed yet: module -> why. An entry must go
 #: as soon as the module has a test module (the second test below fails until it does).
-PENDING = {
-    "aiotools": "new with issue 13's async producers; its tests are on their way",
-}
+PENDING: dict[str, str] = {}
 #: Packages tested by another distribution's suite: no core test module is expected.
 ELSEWHERE = {
     "contrib.django.": "taskkit-django/tests",  # the Django app: models, admin, commands
