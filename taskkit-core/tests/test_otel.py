@@ -35,7 +35,8 @@ from taskkit import (
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -275,6 +276,24 @@ def test_headers_that_would_pass_the_cap_go_without_trace_context(
     assert [_attrs(s)["messaging.taskkit.context_injected"] for s in sends] == [False, False]
     warnings = [r for r in caplog.records if r.name == "taskkit.otel"]
     assert len(warnings) == 1 and "trace context left out" in warnings[0].getMessage()
+
+
+def test_baggage_travels_unless_it_would_pass_the_cap(spans: Spans, running: Running) -> None:
+    small = otel_context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        with_baggage = running.kit.initiate_task("g", "ok", None)
+    finally:
+        otel_context.detach(small)
+    assert with_baggage.get(timeout=10)["baggage"] == "tenant=acme"
+    big = otel_context.get_current()
+    for n in range(3):  # under the baggage propagator's own limits, over the headers' 4 KiB
+        big = baggage.set_baggage(f"blob{n}", "y" * 1500, context=big)
+    large = otel_context.attach(big)
+    try:
+        without = running.kit.initiate_task("g", "ok", None)  # stored, without trace headers
+    finally:
+        otel_context.detach(large)
+    assert without.get(timeout=10) == {}
 
 
 def test_an_eager_task_continues_the_producers_current_span(spans: Spans) -> None:

@@ -192,13 +192,14 @@ class OpenTelemetryPlugin:
         try:
             carrier: dict[str, str] = {}
             propagate.inject(carrier, context=trace.set_span_in_context(span))
-            try:
-                validate_headers({**headers, **carrier})
-            except InvalidTask as exc:  # PayloadTooLarge too
-                # Tracing must not refuse a task: it goes without trace context.
-                span.set_attribute("messaging.taskkit.context_injected", False)
-                self._warn_headers(group, name, exc)
-                return
+            if headers or not _small(carrier):
+                try:
+                    validate_headers({**headers, **carrier})
+                except InvalidTask as exc:  # PayloadTooLarge too
+                    # Tracing must not refuse a task: it goes without trace context.
+                    span.set_attribute("messaging.taskkit.context_injected", False)
+                    self._warn_headers(group, name, exc)
+                    return
             headers.update(carrier)
         finally:
             span.end()
@@ -432,6 +433,14 @@ class OpenTelemetryPlugin:
         if not running:
             span.end()
         return True
+
+
+def _small(carrier: dict[str, str]) -> bool:
+    """Whether the propagator's headers alone surely fit the caps (the usual case: a
+    ``traceparent``, a ``tracestate`` and a modest ``baggage``), so the full check, a JSON
+    encoding, can be skipped."""
+    # 1000 characters of at most 4 bytes each, with their JSON quotes, stay under 4 KiB.
+    return len(carrier) <= 8 and sum(len(k) + len(v) for k, v in carrier.items()) <= 1000
 
 
 def _key(task: Task) -> _Key:
