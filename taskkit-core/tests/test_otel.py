@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -550,6 +553,31 @@ def test_waiting_spans_are_capped_oldest_ending_first(
     assert spans.finished()[0].end_time == 1_000  # stamped with its handler's return
     assert attempts.outcome(("t0", 0, 1)) is None
     assert attempts.outcome(("t2", 0, 1)) is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_starts_with_no_attempts_of_its_parent(spans: Spans) -> None:
+    plugin = OpenTelemetryPlugin(tracer_provider=spans.provider)
+    task = Task("t-1", "g", "n", b"", 0.0, 0.0)
+    wrapper = plugin.taskkit_execute_task(task, lambda: None)
+    next(wrapper)  # an attempt runs in the parent
+    with plugin._attempts._lock:  # held by a thread of the parent as it forks
+        pid = os.fork()
+        if pid == 0:  # the child: none of the parent's attempts, and a lock it can take
+            code = 0 if plugin._attempts.empty() else 3
+            plugin._attempts.begin(("t-2", 0, 1), spans.provider.get_tracer("t").start_span("x"))
+            os._exit(code)
+    deadline = time.monotonic() + 10
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child deadlocked on the parent's lock")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    with pytest.raises(StopIteration):
+        wrapper.send(None)
+    assert not plugin._attempts.empty()  # the parent's attempt waits for its outcome
 
 
 # --------------------------------------------------------------------------- no SDK, options

@@ -55,9 +55,11 @@ import contextvars
 import functools
 import logging
 import math
+import os
 import pickle
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -151,6 +153,7 @@ class OpenTelemetryPlugin:
         self._fields_cache: tuple[object, frozenset[str]] = (None, frozenset())
         self._attempts = _Attempts()
         self._warned_headers = False
+        _PLUGINS.add(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent to spawn workers: the options only; each process has its own attempts.
@@ -433,6 +436,21 @@ class OpenTelemetryPlugin:
         if not running:
             span.end()
         return True
+
+
+#: Every plugin of this process, for the reset after a fork.
+_PLUGINS: weakref.WeakSet[OpenTelemetryPlugin] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # A forked worker starts with no attempts: the parent's open spans are the parent's to
+    # end (ending them here too would export them twice), and its lock may have been held
+    # by a thread that does not exist here.
+    for plugin in list(_PLUGINS):
+        plugin._attempts = _Attempts()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _small(carrier: dict[str, str]) -> bool:
