@@ -110,10 +110,9 @@ _Key = tuple[str, int, int]
 class OpenTelemetryPlugin:
     """Traces enqueues and attempts with OpenTelemetry (see the module docstring).
 
-    :param tracer_provider: the provider to record with; default: the global one, looked up
-        at each use (so a provider the app sets after making the kit is used). A plugin
-        given one cannot go to ``spawn`` workers: configure the global provider in the
-        app's module instead.
+    :param tracer_provider: the provider to record with; default: the global one (one the
+        app sets after making the kit is used within a second). A plugin given one cannot
+        go to ``spawn`` workers: configure the global provider in the app's module instead.
     :param outcome_timeout: seconds an attempt's span waits for its outcome's hook before
         it ends without one (its end time is then when the handler returned).
     :param flush_timeout: seconds a stopping worker waits for the provider's flush.
