@@ -108,9 +108,11 @@ def _imports(module: str) -> set[str]:
 #: ``backend`` loads the flavours, the flavours stand on ``_orm``, everything on ``_rows``.
 LAYERS = {
     "_rows": {"models"},
-    "_orm": {"_rows", "_db", "_listen", "_standalone"},
+    "_orm": {"_rows", "_db", "_listen", "_standalone", "_aio"},
     "_sqlite": {"_orm", "_rows", "_db"},
-    "_postgres": {"_orm", "_rows", "_db", "_listen"},
+    "_postgres": {"_orm", "_rows", "_db", "_listen", "_aio"},
+    "_aio": {"_aio_listen"},
+    "_aio_listen": {"_listen"},
     "backend": {"_orm", "_sqlite", "_postgres"},
 }
 

@@ -18,7 +18,7 @@ event loop for every waiter; on SQLite and MariaDB/MySQL the base class polls
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import functools
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -101,7 +101,7 @@ class AsyncPostgresMixin(_Base):
         outcome = await self.aget_outcome(task_id)
         if outcome is None or outcome.state.finished or deadline <= loop.time():
             return outcome
-        if not _HAS_PSYCOPG:  # psycopg2: no asyncio connection; the base class polls
+        if not _psycopg_installed():  # psycopg2: no asyncio connection; the base class polls
             return await super().await_outcome(task_id, deadline - loop.time())
         listener = self._async_listener()
         started = await listener.wait_ready(min(LISTEN_START_WAIT, deadline - loop.time()))
@@ -131,4 +131,11 @@ class AsyncPostgresMixin(_Base):
         await super().aclose()
 
 
-_HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
+@functools.cache
+def _psycopg_installed() -> bool:
+    """Whether psycopg 3 can be imported (asked at the first wait, not at import)."""
+    try:
+        import psycopg  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
