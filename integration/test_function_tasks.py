@@ -112,6 +112,9 @@ def app(backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterato
     sys.modules.pop("integration.function_app", None)
     module = importlib.import_module("integration.function_app")
     yield module
+    if backend_env["TASKKIT_URL"].startswith("redis"):
+        # The shared server: remove this test's keys (its own prefix) before closing.
+        module.kit.backend.delete_all_keys(i_know_this_deletes_everything=True)
     module.kit.backend.close()
     sys.modules.pop("integration.function_app", None)
 
