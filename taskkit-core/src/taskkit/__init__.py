@@ -5,6 +5,7 @@ The public surface is re-exported here; everything in modules starting with ``_`
 
 from __future__ import annotations
 
+from ._headers import TaskHeaders
 from ._scheduler import Scheduler
 from ._stats import FinishedCounts, GroupStats, WorkerInfo
 from ._task import (
@@ -120,6 +121,7 @@ __all__ = [
     "TaskContext",
     "TaskFunction",
     "TaskHandler",
+    "TaskHeaders",
     "TaskOptions",
     "TaskRegistry",
     "TaskState",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Literal
+
+from ._headers import EMPTY_HEADERS, TaskHeaders, as_headers
 
 #: How long a finished task's record (and its result) is kept, in seconds.
 DEFAULT_TTL: float = 7 * 24 * 3600.0
@@ -34,6 +37,11 @@ class Task:
     :ivar ttl: seconds the finished record (and result) is kept.
     :ivar timeout: the run-time limit in seconds, or None for the kit's default.
     :ivar deliveries: claims of the current attempt so far, this one included (set by backends).
+    :ivar headers: a small read-only ``str -> str`` mapping set at enqueue (trace context, a
+        request id); empty by default. Backends store it with the task and return it
+        unchanged through claims, retries, defers, reclaims and dead-letter requeues. A
+        mapping given here is kept as a :class:`~taskkit.TaskHeaders`, so a task stays
+        hashable; the kit checks it at enqueue (:meth:`taskkit.Kit.make_task`).
     """
 
     id: str
@@ -47,6 +55,13 @@ class Task:
     ttl: float = DEFAULT_TTL
     timeout: float | None = None
     deliveries: int = 0
+    headers: Mapping[str, str] = EMPTY_HEADERS
+
+    def __post_init__(self) -> None:
+        # A plain dict becomes the read-only, hashable mapping; the type check keeps the
+        # common case (backends pass TaskHeaders) to one comparison.
+        if type(self.headers) is not TaskHeaders:
+            object.__setattr__(self, "headers", as_headers(self.headers))
 
     def due_dt(self, tz: tzinfo | None = None) -> datetime:
         """``due`` as a datetime in ``tz`` (local time when None)."""

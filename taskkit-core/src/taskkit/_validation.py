@@ -1,11 +1,21 @@
-"""Checks applied at enqueue, before anything is written."""
+"""Checks applied at enqueue, before anything is written: names and ids, payloads, task
+headers, due times."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
+from ._headers import (
+    EMPTY_HEADERS,
+    MAX_HEADER_NAME_LENGTH,
+    MAX_HEADERS,
+    MAX_HEADERS_SIZE,
+    TaskHeaders,
+    encode_headers,
+)
 from .errors import InvalidTask, PayloadTooLarge
 
 #: Longest group or task name accepted (Procrastinate's ``varchar(128)``).
@@ -21,6 +31,8 @@ DEFAULT_MAX_ERROR_SIZE: Final = 64 * 1024
 # trailing spaces are refused.
 _NAME_RE: Final = re.compile(r"[!-~]+(?: [!-~]+)*")
 _FORBIDDEN: Final = frozenset(":{}*?[]\\")
+# Header names: printable ASCII without spaces, as HTTP field names and propagator keys are.
+_HEADER_NAME_RE: Final = re.compile(r"[!-~]+")
 
 
 def validate_name(kind: str, value: object) -> str:
@@ -47,6 +59,44 @@ def validate_task_id(value: object) -> str:
     spaces and the key-building characters ``:{}*?[]\\`` do not.
     """
     return validate_name("task id", value)
+
+
+def validate_headers(value: object) -> TaskHeaders:
+    """``value`` as :class:`TaskHeaders` if it is valid headers, else a typed error.
+
+    Valid: a mapping of at most :data:`MAX_HEADERS` entries whose names are 1 to
+    :data:`MAX_HEADER_NAME_LENGTH` printable ASCII characters without spaces and whose
+    values are printable strings (no control characters; empty is allowed), taking at most
+    :data:`MAX_HEADERS_SIZE` bytes encoded.
+
+    :raises InvalidTask: not a mapping, too many entries, a bad name or value.
+    :raises PayloadTooLarge: over :data:`MAX_HEADERS_SIZE` bytes encoded.
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidTask(f"headers must be a mapping of str to str, not {type(value).__name__}")
+    if not value:
+        return EMPTY_HEADERS
+    if len(value) > MAX_HEADERS:
+        raise InvalidTask(f"{len(value)} headers given; the limit is {MAX_HEADERS}")
+    for name, text in value.items():
+        if not isinstance(name, str):
+            raise InvalidTask(f"header names must be str, not {type(name).__name__} ({name!r})")
+        if len(name) > MAX_HEADER_NAME_LENGTH or not _HEADER_NAME_RE.fullmatch(name):
+            raise InvalidTask(
+                f"header name {name[:40]!r} must be 1 to {MAX_HEADER_NAME_LENGTH} printable "
+                "ASCII characters without spaces"
+            )
+        if not isinstance(text, str):
+            raise InvalidTask(f"header {name!r} must be a str, not {type(text).__name__}")
+        if not text.isprintable():
+            raise InvalidTask(
+                f"header {name!r} holds a control or unprintable character: {text[:40]!r}"
+            )
+    headers = value if type(value) is TaskHeaders else TaskHeaders(value)
+    size = len(encode_headers(headers).encode("utf-8"))
+    if size > MAX_HEADERS_SIZE:
+        raise PayloadTooLarge("task headers (encoded)", size, MAX_HEADERS_SIZE)
+    return headers
 
 
 def validate_payload(what: str, value: object, limit: int) -> bytes:

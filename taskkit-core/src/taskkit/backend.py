@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
+from ._headers import MAX_HEADERS, MAX_HEADERS_SIZE, decode_headers, encode_headers
 from ._stats import (
     FINISHED_BUCKET,
     MAX_FINISHED_WINDOW,
@@ -60,6 +61,8 @@ from .errors import LeaseLost
 __all__ = [
     "FINISHED_BUCKET",
     "MAX_FINISHED_WINDOW",
+    "MAX_HEADERS",
+    "MAX_HEADERS_SIZE",
     "OUTCOME_STATES",
     "RELEASE_REASON",
     "Backend",
@@ -67,7 +70,9 @@ __all__ = [
     "checked_heartbeat",
     "checked_registration",
     "checked_window",
+    "decode_headers",
     "earliest",
+    "encode_headers",
     "outcome_changes",
 ]
 
@@ -249,6 +254,13 @@ class Backend(abc.ABC):
         Idempotent: a task whose id already exists (in any state, until its record expires) is
         left unchanged and reported as False. Atomic per task; a batch may be partially applied
         only if the backend raises.
+
+        Every field is stored, :attr:`Task.headers <taskkit.Task.headers>` included: claims,
+        outcomes and dead-letter listings return the headers unchanged, and no state change
+        (retry, defer, bury, reclaim, requeue of a dead letter) alters them.
+        :func:`encode_headers` and :func:`decode_headers` give them a text form (empty when
+        there are none) for a column or a hash field, of at most :data:`MAX_HEADERS_SIZE`
+        bytes for at most :data:`MAX_HEADERS` entries.
 
         :param tasks: validated tasks; ``deliveries`` is 0.
         :return: for each task, True if it was stored, False if its id existed.

@@ -73,6 +73,7 @@ class TaskProducer(Protocol):
         task_id: str | None = None,
         encoded: bool = False,
         now: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task: ...
 
     async def abackend_now(self) -> float: ...
@@ -342,12 +343,13 @@ class _BaseTaskFunction(Generic[P, R]):
         timeout: float | None = None,
         task_id: str | None = None,
         now: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task:
         """A validated, encoded task for these arguments, not stored (for
         ``kit.initiate_tasks``; ``now``: the backend time to stamp, as for
         :meth:`taskkit.Kit.make_task`).
 
-        :raises InvalidTask: bad arguments (see :meth:`encode_call`), id, due or ttl.
+        :raises InvalidTask: bad arguments (see :meth:`encode_call`), id, due, ttl or headers.
         """
         data = self.encode_call(args, kwargs or {})
         return self.kit.make_task(
@@ -360,6 +362,7 @@ class _BaseTaskFunction(Generic[P, R]):
             task_id=task_id,
             encoded=True,
             now=now,
+            headers=headers,
         )
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Result[R]:
@@ -380,6 +383,7 @@ class _BaseTaskFunction(Generic[P, R]):
         timeout: float | None = None,
         task_id: str | None = None,
         eager: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Result[R]:
         """Enqueue a call with per-call options (see :meth:`taskkit.Kit.initiate_task`).
 
@@ -387,13 +391,18 @@ class _BaseTaskFunction(Generic[P, R]):
         :param ttl: seconds the finished record is kept (default: the task's).
         :param timeout: run-time limit (default: the task's).
         :param task_id: your own id, for idempotent enqueue.
+        :param headers: ``str -> str`` headers stored with the task (the limits of
+            :meth:`taskkit.Kit.initiate_task`), read in the function as
+            ``current_task().task.headers``.
         :param eager: run it now in this thread, as a worker would, storing nothing (an
             async task runs on a fresh event loop).
         :raises InvalidTask: bad arguments or options; nothing was written.
         :raises ConfigurationError: ``eager=True`` for an async task on a thread that runs
             an event loop (await the function itself there).
         """
-        task = self.make_task(args, kwargs, due=due, ttl=ttl, timeout=timeout, task_id=task_id)
+        task = self.make_task(
+            args, kwargs, due=due, ttl=ttl, timeout=timeout, task_id=task_id, headers=headers
+        )
         return self.kit._initiate(task, eager)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Result[R]:
@@ -409,11 +418,19 @@ class _BaseTaskFunction(Generic[P, R]):
         ttl: float | None = None,
         timeout: float | None = None,
         task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Result[R]:
         """:meth:`initiate` for async code (no ``eager``: await the function instead)."""
         now = await self.kit.abackend_now()
         task = self.make_task(
-            args, kwargs, due=due, ttl=ttl, timeout=timeout, task_id=task_id, now=now
+            args,
+            kwargs,
+            due=due,
+            ttl=ttl,
+            timeout=timeout,
+            task_id=task_id,
+            now=now,
+            headers=headers,
         )
         return await self.kit._ainitiate(task)
 

@@ -98,6 +98,29 @@ def taskkit_register_schedules(registry: ScheduleRegistry) -> None:
 
 
 @hookspec
+def taskkit_task_headers(group: str, name: str, headers: dict[str, str]) -> None:
+    """A producer is about to store a task of ``group``/``name``: add to its ``headers``
+    (inject trace context, say) by changing the dict in place.
+
+    Called in the producer's thread (or coroutine, for ``ainitiate_*``), once per task and
+    before anything of its batch is written, for every task a kit stores: ``initiate_task``,
+    ``initiate_tasks``, function tasks' ``delay``/``initiate`` and their async forms. Not
+    called for an ``eager=True`` task (it is stored nowhere) or a scheduler's task, and never
+    called at all while no plugin implements it. The result is checked like the producer's
+    own headers: a plugin that leaves bad ones makes the enqueue raise
+    :class:`~taskkit.errors.InvalidTask` (nothing is stored). A plugin that raises is
+    logged, and the task keeps the headers its producer gave.
+
+    :param group: the task's group.
+    :param name: the task's name.
+    :param headers: the headers so far (the producer's, then earlier plugins' changes); may
+        be added to, changed or emptied. Stored as the task's :attr:`~taskkit.Task.headers`.
+
+    .. versionadded:: 1.0
+    """
+
+
+@hookspec
 def taskkit_task_initiated(task: Task) -> None:
     """A producer stored ``task`` (called once per task actually stored).
 

@@ -15,6 +15,7 @@ import pluggy
 from ._backend_clock import BackendClock
 from ._encoding import encode_data
 from ._execution import run_eagerly
+from ._headers import EMPTY_HEADERS
 from ._hooks import HookCaller
 from ._kitdata import KitConfig
 from ._result import EagerResult, Result
@@ -23,6 +24,7 @@ from ._supervisor import Supervisor, start_workers
 from ._task import DEFAULT_TTL, CancelResult, Outcome, Task, TaskState
 from ._validation import (
     to_epoch,
+    validate_headers,
     validate_name,
     validate_payload,
     validate_task_id,
@@ -292,17 +294,20 @@ class Kit:
         task_id: str | None = None,
         encoded: bool = False,
         now: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task:
         """Validate and encode one task without storing it (``initiate_tasks`` takes these).
 
         Takes the arguments of :meth:`initiate_task` (``encoded=True``: ``data`` is already
         bytes) and raises the same errors. ``now`` is the backend time to stamp it with
-        (default :meth:`backend_now`; async producers pass :meth:`abackend_now`'s).
+        (default :meth:`backend_now`; async producers pass :meth:`abackend_now`'s). The
+        ``taskkit_task_headers`` hook runs later, when the task is stored.
         """
         validate_name("group", group)
         validate_name("task name", name)
         if task_id is not None:
             validate_task_id(task_id)
+        checked_headers = EMPTY_HEADERS if headers is None else validate_headers(headers)
         payload = data if encoded else encode_data(self.router, group, name, data)
         payload = validate_payload("task data", payload, self.config.max_data_size)
         if not isinstance(ttl, (int, float)) or ttl <= 0:
@@ -320,6 +325,7 @@ class Kit:
             created=now,
             ttl=float(ttl),
             timeout=timeout,
+            headers=checked_headers,
         )
 
     def initiate_task(
@@ -333,6 +339,7 @@ class Kit:
         *,
         timeout: float | None = None,
         task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Result[Any]:
         """Store a task for the workers of ``group`` and return a handle on its result.
 
@@ -352,12 +359,20 @@ class Kit:
             id stores nothing and returns a handle on the first. Ids follow the rules of
             names (up to 128 printable ASCII characters, single inner spaces, none of
             ``:{}*?[]\\``); UUIDs and ids like ``"welcome-ada"`` pass.
-        :raises InvalidTask: bad group, name, task id, due or ttl, or data the serializer
-            cannot encode (the message names the task and the serializer); nothing was
-            written.
-        :raises PayloadTooLarge: the encoded data exceeds ``max_data_size``.
+        :param headers: a small ``str -> str`` mapping stored with the task and readable in
+            its handler as ``current_task().task.headers`` (trace context, a request id): at
+            most 32 entries, names of 1 to 128 printable ASCII characters without spaces,
+            printable string values, 4 KiB encoded. Plugins implementing
+            ``taskkit_task_headers`` may add to them before the task is stored.
+        :raises InvalidTask: bad group, name, task id, due, ttl or headers (the caller's or
+            a ``taskkit_task_headers`` plugin's), or data the serializer cannot encode (the
+            message names the task and the serializer); nothing was written.
+        :raises PayloadTooLarge: the encoded data exceeds ``max_data_size``, or the headers
+            4 KiB.
         """
-        task = self.make_task(group, name, data, due, ttl, timeout=timeout, task_id=task_id)
+        task = self.make_task(
+            group, name, data, due, ttl, timeout=timeout, task_id=task_id, headers=headers
+        )
         return self._initiate(task, eager)
 
     async def ainitiate_task(
@@ -370,6 +385,7 @@ class Kit:
         *,
         timeout: float | None = None,
         task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Result[Any]:
         """:meth:`initiate_task` for async code: the write does not block the event loop
         (backends with an async client use it; others run the write in a thread).
@@ -378,7 +394,15 @@ class Kit:
         """
         now = await self.abackend_now()
         task = self.make_task(
-            group, name, data, due, ttl, timeout=timeout, task_id=task_id, now=now
+            group,
+            name,
+            data,
+            due,
+            ttl,
+            timeout=timeout,
+            task_id=task_id,
+            now=now,
+            headers=headers,
         )
         return await self._ainitiate(task)
 
@@ -410,7 +434,7 @@ class Kit:
 
         Each item is a :class:`Task` (from :meth:`make_task`), a ``(Task, eager)`` pair (as
         in taskkit 0.2), or a dict with ``group``, ``name``, ``data`` and optionally ``due``,
-        ``ttl``, ``timeout``, ``task_id`` and ``eager``.
+        ``ttl``, ``timeout``, ``task_id``, ``headers`` and ``eager``.
 
         All items are validated and encoded before anything is written or run: when one is
         refused, no task of the batch is stored and no eager item has run.
@@ -470,6 +494,7 @@ class Kit:
             "eager",
             "timeout",
             "task_id",
+            "headers",
         }
         if unknown:
             raise InvalidTask(f"item {i} has unknown key(s) {', '.join(sorted(unknown))}")
@@ -496,12 +521,14 @@ class Kit:
         validate_name("task name", task.name)
         validate_task_id(task.id)
         validate_payload("task data", task.data, self.config.max_data_size)
+        validate_headers(task.headers)
         return task
 
     def _store(self, tasks: list[Task]) -> None:
         """Put validated tasks and report the ones newly stored to the plugins."""
         if not tasks:
             return
+        tasks = self._plugin_headers(tasks)
         stored = self.backend.put(tasks)
         if not self.hook_caller.listened("taskkit_task_initiated"):
             return  # no plugin listens: skip a hook call per task (bulk enqueue)
@@ -513,12 +540,46 @@ class Kit:
         """:meth:`_store` through the backend's async ``aput``."""
         if not tasks:
             return
+        tasks = self._plugin_headers(tasks)
         stored = await self.backend.aput(tasks)
         if not self.hook_caller.listened("taskkit_task_initiated"):
             return
         for task, was_stored in zip(tasks, stored):
             if was_stored:
                 self.hook_caller.call("taskkit_task_initiated", task=task)
+
+    def _plugin_headers(self, tasks: list[Task]) -> list[Task]:
+        """``tasks`` with the headers ``taskkit_task_headers`` plugins set, checked, before
+        anything of the batch is written.
+
+        :raises InvalidTask: a plugin set bad headers (nothing is stored).
+        """
+        if not self.hook_caller.listened("taskkit_task_headers"):
+            return tasks  # no plugin listens: no copy, no call per task
+        return [self._hooked(task) for task in tasks]
+
+    def _hooked(self, task: Task) -> Task:
+        headers = dict(task.headers)
+        try:
+            self.hook.taskkit_task_headers(group=task.group, name=task.name, headers=headers)
+        except Exception:
+            # As for the lifecycle hooks, a broken plugin must not stop producers: the task
+            # is stored with the headers its producer gave.
+            log.exception(
+                "taskkit plugin hook taskkit_task_headers raised; task %s keeps its headers",
+                task.id,
+            )
+            return task
+        if headers == task.headers:
+            return task
+        where = f"task {task.group}/{task.name} {task.id}: the taskkit_task_headers hook"
+        try:
+            checked = validate_headers(headers)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(f"{where} made the headers", exc.size, exc.limit) from exc
+        except InvalidTask as exc:
+            raise InvalidTask(f"{where} set bad headers: {exc}") from exc
+        return task.evolve(headers=checked)
 
     def _run_eagerly(self, task: Task) -> EagerResult[Any]:
         return EagerResult(self, run_eagerly(self, task))
