@@ -4,14 +4,16 @@ Field names are short because every record carries them: ``id``, ``n`` name, ``d
 ``du`` due, ``cr`` created, ``sc`` scheduled ("" for none), ``rc`` retry count, ``ttl``,
 ``to`` timeout ("" for none), ``dl`` deliveries, ``st`` state, ``qm`` queue member,
 ``tk`` token, ``wk`` worker, ``le`` lease expiry, ``cx`` cancel requested, ``r`` result,
-``e`` error or reason, ``f`` finished.
+``e`` error or reason, ``f`` finished, ``h`` headers (their JSON text; absent when there are
+none, which is also how records written before headers existed read).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from taskkit import Claim, Outcome, Task, TaskState
+from taskkit import Claim, Outcome, Task, TaskHeaders, TaskState
+from taskkit.backend import decode_headers, encode_headers
 
 __all__ = [
     "CLAIM_FIELDS",
@@ -33,7 +35,8 @@ def _num(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-#: Separates the header fields of a task (names are printable ASCII; the rest are numbers).
+#: Separates the header fields of a task (names are printable ASCII, the headers' JSON text
+#: escapes every control character, the rest are numbers).
 _SEPARATOR = "\x1f"
 
 
@@ -48,6 +51,7 @@ def task_args(task: Task) -> list[bytes | str]:
             str(int(task.retry_count)),
             repr(float(task.ttl)),
             _num(task.timeout),
+            encode_headers(task.headers),
         )
     )
     return [task.id, header, task.data]
@@ -86,6 +90,13 @@ def _float(fields: dict[str, bytes], name: str) -> float:
     return value
 
 
+def _headers(fields: dict[str, bytes]) -> TaskHeaders:
+    try:
+        return decode_headers(fields.get("h"))
+    except ValueError as exc:
+        raise MalformedRecord(f"field 'h': {exc}") from None
+
+
 def _int(fields: dict[str, bytes], name: str, default: int = 0) -> int:
     raw = fields.get(name, b"")
     try:
@@ -114,6 +125,7 @@ def task_from_fields(
                 due=_lenient(fields, "du", 0.0),
                 created=_lenient(fields, "cr", 0.0),
                 ttl=_lenient(fields, "ttl", 7 * 24 * 3600.0),
+                headers=_lenient_headers(fields),
             )
     return Task(
         id=task_id,
@@ -127,6 +139,7 @@ def task_from_fields(
         ttl=_float(fields, "ttl"),
         timeout=_optional_float(fields, "to"),
         deliveries=_int(fields, "dl"),
+        headers=_headers(fields),
     )
 
 
@@ -135,6 +148,13 @@ def _lenient(fields: dict[str, bytes], name: str, default: float) -> float:
         return float(fields.get(name) or default)
     except ValueError:
         return default
+
+
+def _lenient_headers(fields: dict[str, bytes]) -> TaskHeaders:
+    try:
+        return _headers(fields)
+    except MalformedRecord:
+        return TaskHeaders()
 
 
 def outcome_from_fields(
@@ -156,7 +176,7 @@ def outcome_from_fields(
 
 
 #: The record fields the claim script answers for each claimed task, in order (after the id).
-CLAIM_FIELDS = ("n", "d", "du", "cr", "sc", "rc", "ttl", "to", "dl", "tk", "le", "wk")
+CLAIM_FIELDS = ("n", "d", "du", "cr", "sc", "rc", "ttl", "to", "dl", "tk", "le", "wk", "h")
 
 
 def claim_from_values(group: str, values: Sequence[bytes]) -> tuple[str, dict[str, bytes]]:

@@ -52,8 +52,9 @@ local function count_finished(state, now)
 end
 
 -- Store a new QUEUED record from three ARGV values: id, header, data. The header holds
--- name, due, created, scheduled, retry count, ttl and timeout, separated by \31 (none of
--- them can contain it: names are printable ASCII, the rest are numbers).
+-- name, due, created, scheduled, retry count, ttl, timeout and the task headers' JSON text
+-- ("" for none), separated by \31 (none of them can contain it: names are printable ASCII,
+-- JSON escapes control characters, the rest are numbers).
 local function create_record(id, header, data)
   local h, start = {}, 1
   while true do
@@ -64,9 +65,12 @@ local function create_record(id, header, data)
   end
   -- Queue members sort by creation time, then id, among tasks due at the same time.
   local member = string.format('%020.6f', tonumber(h[3])) .. '|' .. id
-  redis.call('HSET', record_key(id), 'id', id, 'qm', member, 'n', h[1], 'd', data,
+  local key = record_key(id)
+  redis.call('HSET', key, 'id', id, 'qm', member, 'n', h[1], 'd', data,
     'du', h[2], 'cr', h[3], 'sc', h[4], 'rc', h[5], 'ttl', h[6], 'to', h[7], 'dl', '0',
     'st', 'queued')
+  -- Most tasks carry no headers: their records get no field for them.
+  if h[8] and h[8] ~= '' then redis.call('HSET', key, 'h', h[8]) end
   redis.call('ZADD', QUEUE, h[2], member)
   -- No stale "finished" token can be waiting for a reused id: a notification list never
   -- outlives the record it belongs to (its TTL is set with the record's, and shorter).

@@ -5,7 +5,8 @@
 -- ARGV[5] worker, [6] limit, [7] lease seconds, [8] max deliveries, [9] dead-letter count
 -- cap, [10] dead-letter max age (seconds).
 -- Returns {next_due or "", {{id, name, data, due, created, scheduled, retry count, ttl,
--- timeout, deliveries, token, lease expiry, worker}...} claimed, {{id, HGETALL}...} dead}.
+-- timeout, deliveries, token, lease expiry, worker, headers}...} claimed, {{id, HGETALL}...}
+-- dead}.
 local worker, limit, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_deliveries, dead_cap, dead_age = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local now, t = server_time()
@@ -92,7 +93,7 @@ for _, c in ipairs(candidates) do
       -- Answer the task's fields in a fixed order (see _codec.CLAIM_FIELDS).
       local function v(name) return record[name] and fields[record[name]] or '' end
       claims[#claims + 1] = {id, v('n'), v('d'), v('du'), v('cr'), v('sc'), v('rc'), v('ttl'),
-        v('to'), deliveries, token, expires, worker}
+        v('to'), deliveries, token, expires, worker, v('h')}
     end
   end
 end
