@@ -3,8 +3,8 @@
 ``taskkit worker --processes 2 --metrics-port 0`` runs on Redis and on PostgreSQL (forked
 workers), and on Redis with spawned ones; 100 tasks succeed, are retried, fail and become dead
 letters; the page, parsed with ``prometheus_client``'s parser, must show what the test sent
-and what the tasks wrote to their ledger. Then a worker process is killed while it runs a task: the page counts the restart, the
-reclaimed lease and the task's second delivery.
+and what the tasks wrote to their ledger. Then a worker process is killed while it runs a
+task: the page counts the restart, the reclaimed lease and the task's second delivery.
 """
 
 from __future__ import annotations
