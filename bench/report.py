@@ -159,8 +159,7 @@ def tables(systems: list[System], summary: dict[str, dict[str, Any]]) -> str:
         ("Asyncio workers, 1 process × 100 coroutines (B-async: higher is better; C-async, "
          "an async producer's round trips: lower is better)", ASYNC),
         ("Worker CPU per task in the drains (µs of CPU time of the worker's whole process "
-         "tree per finished task, first to last; lower is better; less moved by other load "
-         "than the rates)", CPU),
+         "tree per finished task, first to last; lower is better)", CPU),
     ):
         table = _table(systems, summary, columns)
         if table:
