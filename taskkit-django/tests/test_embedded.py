@@ -157,6 +157,45 @@ def test_installed_apps_entries_migrate_and_reverse(tmp_path: Path, app: str) ->
     assert lines[3] == "['taskkit_control', 'taskkit_schedule_mark', 'taskkit_task']"
 
 
+def test_the_headers_migration_keeps_the_tasks_of_an_older_database(tmp_path: Path) -> None:
+    """A database made before ``Task.headers`` (migration 0001, a queued row of its own)
+    migrates through ``0002_taskrecord_headers``: the row is kept and reads without headers,
+    and new tasks store theirs."""
+    (tmp_path / "proj_settings.py").write_text(
+        SETTINGS.format(db=str(tmp_path / "old.sqlite3"), app="taskkit_django")
+    )
+    out = run_python(
+        """
+        import django
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection
+        import taskkit
+        from taskkit_django import DjangoBackend
+
+        call_command("migrate", "taskkit", "0001", verbosity=0)
+        with connection.cursor() as cursor:  # a task as taskkit-django 1.0a1 wrote it
+            cursor.execute(
+                'INSERT INTO taskkit_task (id, "group", name, data, state, due, created, '
+                "retry_count, ttl, deliveries, cancel_requested) "
+                "VALUES ('old', 'g', 'n', x'6e756c6c', 'queued', 1.0, 1.0, 0, 3600.0, 0, 0)"
+            )
+        call_command("migrate", "taskkit", "0002", verbosity=0)
+        backend = DjangoBackend("default")
+        print(dict(backend.get_outcome("old").task.headers))
+        claim = backend.claim("g", "w", 1, 30, 3).claims[0]
+        print(claim.task.id, dict(claim.task.headers))
+        kit = taskkit.Kit(backend)
+        new = kit.initiate_task("g", "n", 1, headers={"tenant": "acme"})
+        print(dict(backend.get_outcome(new.id).task.headers))
+        """,
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="proj_settings",
+        PYTHONPATH=f"{HERE}{os.pathsep}{tmp_path}",
+    )
+    assert out.splitlines() == ["{}", "old {}", "{'tenant': 'acme'}"]
+
+
 def test_make_kit_picks_the_database_alias(tmp_path: Path) -> None:
     (tmp_path / "proj_settings.py").write_text(
         'DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "a.db"},\n'

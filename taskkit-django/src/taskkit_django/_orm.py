@@ -68,6 +68,7 @@ from ._rows import (
     app_models,
     chunks,
     event_from_row,
+    headers_column,
     outcome_from_row,
     task_from_values,
 )
@@ -268,6 +269,7 @@ class DjangoBackend(AsyncDjangoMixin, Backend):
                 ttl=t.ttl,
                 timeout=t.timeout,
                 deliveries=0,
+                headers=headers_column(t),
                 token=nonce,
             )
             for t in tasks

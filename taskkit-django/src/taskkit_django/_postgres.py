@@ -22,7 +22,15 @@ from . import _db, _listen
 from ._aio import AsyncPostgresMixin
 from ._listen import CHANNEL, OUTCOME_PREFIX, WORK_PREFIX
 from ._orm import DjangoBackend
-from ._rows import QUEUED, RUNNING, TASK_FIELDS, chunks, outcome_from_row, task_from_values
+from ._rows import (
+    QUEUED,
+    RUNNING,
+    TASK_FIELDS,
+    chunks,
+    headers_column,
+    outcome_from_row,
+    task_from_values,
+)
 
 __all__ = ["PostgresBackend"]
 
@@ -53,7 +61,7 @@ WITH picked AS (
         deliveries = t.deliveries + 1
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t."group", t.name, t.data, t.due, t.created, t.scheduled, t.retry_count,
-        t.ttl, t.timeout, t.deliveries, t.token, t.lease_expires
+        t.ttl, t.timeout, t.deliveries, t.headers, t.token, t.lease_expires
 )
 SELECT s.now, s.queued_min, s.running_min, c.*
 FROM (
@@ -99,9 +107,10 @@ FROM done
 """
 
 #: A task's record while it lives (an expired record counts as gone), for ``get_outcome``.
+#: The column lists here and in ``_CLAIM_SQL`` follow ``_rows.TASK_FIELDS``.
 _OUTCOME_SQL = """
 SELECT id, "group", name, data, due, created, scheduled, retry_count, ttl, timeout,
-    deliveries, state, result, error, finished
+    deliveries, headers, state, result, error, finished
 FROM taskkit_task WHERE id = %(id)s AND (expires IS NULL OR expires > {now})
 """
 _OUTCOME_COLUMNS = (*TASK_FIELDS, "state", "result", "error", "finished")
@@ -238,9 +247,9 @@ class PostgresBackend(AsyncPostgresMixin, DjangoBackend):
         stored: set[str] = set()
         columns = (
             'id, "group", name, data, state, due, created, scheduled, retry_count, ttl, '
-            "timeout, deliveries, cancel_requested"
+            "timeout, headers, deliveries, cancel_requested"
         )
-        row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false)"
+        row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false)"
         for chunk in chunks(tasks):
             sql = (
                 f"WITH ins AS (INSERT INTO taskkit_task ({columns}) VALUES "  # noqa: S608
@@ -262,6 +271,7 @@ class PostgresBackend(AsyncPostgresMixin, DjangoBackend):
                     t.retry_count,
                     t.ttl,
                     t.timeout,
+                    headers_column(t),
                 ]
             params += [CHANNEL, WORK_PREFIX]
             stored.update(r[0] for r in _db.pg_execute(self.using, sql, params))

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from taskkit import ControlEvent, Outcome, Task, TaskState
+from taskkit.backend import decode_headers, encode_headers
 
 RUNNING = TaskState.RUNNING.value
 QUEUED = TaskState.QUEUED.value
@@ -34,6 +35,7 @@ TASK_FIELDS = (
     "ttl",
     "timeout",
     "deliveries",
+    "headers",
 )
 
 
@@ -50,6 +52,11 @@ def app_models() -> Any:
     return models
 
 
+def headers_column(task: Task) -> str | None:
+    """The ``headers`` column of ``task``'s row: its JSON text, or null for none."""
+    return encode_headers(task.headers) or None
+
+
 def task_from_row(row: Any) -> Task:
     """The task of a ``TaskRecord`` (or any object with its attributes)."""
     return Task(
@@ -64,6 +71,7 @@ def task_from_row(row: Any) -> Task:
         ttl=float(row.ttl),
         timeout=None if row.timeout is None else float(row.timeout),
         deliveries=int(row.deliveries),
+        headers=decode_headers(row.headers),
     )
 
 
@@ -81,6 +89,7 @@ def task_from_values(row: dict[str, Any], deliveries: int) -> Task:
         ttl=float(row["ttl"]),
         timeout=None if row["timeout"] is None else float(row["timeout"]),
         deliveries=deliveries,
+        headers=decode_headers(row["headers"]),
     )
 
 

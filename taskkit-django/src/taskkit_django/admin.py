@@ -76,6 +76,7 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "deliveries",
         "ttl",
         "timeout",
+        "headers",
         "worker_id",
         "lease_expires",
         "cancel_requested",

@@ -43,6 +43,9 @@ class TaskRecord(models.Model):
     ttl = models.FloatField(help_text="seconds the finished record is kept")
     timeout = models.FloatField(null=True, blank=True)
     deliveries = models.IntegerField(default=0)
+    #: The task's headers as compact JSON (``taskkit.backend.encode_headers``); null when it
+    #: has none, so adding the column leaves existing rows untouched.
+    headers = models.TextField(null=True, blank=True)
     #: The fencing token of the current (or last) claim.
     token = models.CharField(max_length=32, null=True, blank=True)
     worker_id = models.CharField(max_length=255, null=True, blank=True)
