@@ -1,4 +1,9 @@
-"""The example backend's tables, created on first connection."""
+"""The example backend's tables, created on first connection and migrated in place.
+
+``PRAGMA user_version`` holds the schema version of a database file; :func:`create` brings
+an older file up to :data:`VERSION` (each step an ``ALTER TABLE``), so upgrading the code
+never needs a new database.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     ttl             REAL NOT NULL,
     timeout         REAL,
     deliveries      INTEGER NOT NULL DEFAULT 0,
+    headers         TEXT,  -- JSON (taskkit.backend.encode_headers); NULL for none
     state           TEXT NOT NULL,
     token           TEXT,
     worker_id       TEXT,
@@ -51,12 +57,41 @@ CREATE TABLE IF NOT EXISTS control_events (
 );
 """
 
-#: The columns that make up a Task, in the order ``row_to_task`` reads them.
-TASK_COLUMNS = "id, grp, name, data, due, created, scheduled, retry_count, ttl, timeout, deliveries"
+#: The columns that make up a Task, in the order ``backend._task`` reads them.
+TASK_COLUMNS = (
+    "id, grp, name, data, due, created, scheduled, retry_count, ttl, timeout, deliveries, headers"
+)
+
+#: The schema version this code writes. 1: ``tasks.headers`` (version 0 files lack it).
+VERSION = 1
 
 
 def create(conn: sqlite3.Connection) -> None:
-    """Create the tables (idempotent); WAL mode lets readers run beside one writer."""
+    """Create the tables and migrate an older file (idempotent); WAL mode lets readers run
+    beside one writer."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
     conn.executescript(_stats.SCHEMA)  # the figures' tables and counting trigger
+    if _version(conn) < VERSION:
+        _migrate(conn)
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    # Under the write lock, and the version read again: processes starting together on an
+    # old file migrate it once.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _version(conn) < 1:
+            # A file made by CREATE TABLE above already has the column; an old one does not.
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+            if "headers" not in columns:
+                conn.execute("ALTER TABLE tasks ADD COLUMN headers TEXT")
+        conn.execute(f"PRAGMA user_version = {VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

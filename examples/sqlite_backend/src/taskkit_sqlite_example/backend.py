@@ -33,7 +33,13 @@ from taskkit import (
     Task,
     TaskState,
 )
-from taskkit.backend import OutcomeChange, earliest, outcome_changes
+from taskkit.backend import (
+    OutcomeChange,
+    decode_headers,
+    earliest,
+    encode_headers,
+    outcome_changes,
+)
 from taskkit.clock import Clock, SystemClock
 
 from . import _schema
@@ -71,17 +77,18 @@ def _task(row: Sequence[Any]) -> Task:
         ttl=row[8],
         timeout=row[9],
         deliveries=row[10],
+        headers=decode_headers(row[11]),
     )
 
 
 def _outcome(row: Sequence[Any]) -> Outcome:
-    result = row[12]
+    result = row[13]
     return Outcome(
         task=_task(row),
-        state=TaskState(row[11]),
+        state=TaskState(row[12]),
         result=None if result is None else bytes(result),
-        error=row[13],
-        finished=row[14],
+        error=row[14],
+        finished=row[15],
     )
 
 
@@ -196,7 +203,7 @@ class SQLiteBackend(StatsMixin, Backend):
         # An expired record no longer exists as far as the contract is concerned.
         conn.execute("DELETE FROM tasks WHERE id = ? AND expires <= ?", (task.id, now))
         cur = conn.execute(
-            _INSERT_TASK + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'queued')",
+            _INSERT_TASK + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'queued')",
             (
                 task.id,
                 task.group,
@@ -208,6 +215,7 @@ class SQLiteBackend(StatsMixin, Backend):
                 task.retry_count,
                 task.ttl,
                 task.timeout,
+                encode_headers(task.headers) or None,
             ),
         )
         return cur.rowcount == 1
@@ -262,7 +270,7 @@ class SQLiteBackend(StatsMixin, Backend):
                 candidates = self._claimable(conn, group, now, want)
                 dead_before = len(dead)
                 for row in candidates:
-                    state, deliveries = row[11], row[10]
+                    state, deliveries = row[12], row[10]
                     if state == "running" and deliveries >= max_deliveries:
                         dead.append(self._dead_letter(conn, row, now))
                         continue
