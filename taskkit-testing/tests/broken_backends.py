@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from taskkit import Claim, ClaimBatch, MemoryBackend, Outcome, Task, TaskState
+from taskkit import Claim, ClaimBatch, MemoryBackend, Outcome, OutcomeWrite, Task, TaskState
 from taskkit.memory import _Record
 
 
@@ -143,6 +143,20 @@ class ReleaseForgetsTheToken(MemoryBackend):
         return super()._current(claim)
 
 
+class ForgetsHeadersOnRetry(MemoryBackend):
+    """Queues a retried or deferred task again rebuilt from its core fields: its headers
+    are lost."""
+
+    def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
+        applied = super().record_outcomes(writes)
+        with self._lock:
+            for write, ok in zip(writes, applied):
+                rec = self._records.get(write.claim.task.id)
+                if ok and rec is not None and rec.state is TaskState.QUEUED:
+                    rec.task = replace(rec.task, headers={})
+        return applied
+
+
 #: Each broken backend: the topic class that must catch it, and the guarantee its failure
 #: message must name.
 #: An optional fourth item narrows the run (``-k``) where the bug makes every test wait.
@@ -198,5 +212,10 @@ BROKEN: dict[str, tuple[Any, ...]] = {
         ReleaseForgetsTheToken,
         "FencingTests",
         "a stale fencing token was accepted by fail() after release()",
+    ),
+    "forgets-headers-on-retry": (
+        ForgetsHeadersOnRetry,
+        "HeadersTests",
+        "a retried task must keep its headers",
     ),
 }

@@ -230,6 +230,7 @@ class TaskMaker:
         ttl: float = DEFAULT_TTL,
         timeout: float | None = None,
         task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task:
         """One task, due ``delay`` seconds from the backend's now unless ``due`` is given."""
         now = self.now()
@@ -243,6 +244,7 @@ class TaskMaker:
             created=now if created is None else created,
             ttl=ttl,
             timeout=timeout,
+            headers=headers or {},
         )
 
     def many(self, count: int, **kwargs: object) -> list[Task]:

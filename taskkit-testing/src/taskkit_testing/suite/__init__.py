@@ -24,6 +24,7 @@ from .deferral import DeferralTests as DeferralTests
 from .enqueue import EnqueueTests as EnqueueTests
 from .fencing import FencingTests as FencingTests
 from .functions import FunctionTaskTests as FunctionTaskTests
+from .headers import HeadersTests as HeadersTests
 from .leases import LeaseTests as LeaseTests
 from .recovery import RecoveryTests as RecoveryTests
 from .results import ResultTests as ResultTests
@@ -50,6 +51,7 @@ class BackendTests(
     SchedulingTests,
     ControlEventTests,
     CancelTests,
+    HeadersTests,
     DeferralTests,
     DeadLetterTests,
     RetryTests,

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from taskkit import DiscardTask, Task, TaskHandler
+from taskkit import DiscardTask, Task, TaskHandler, current_task
 
 from ..helpers import Ledger
 
@@ -17,8 +17,10 @@ __all__ = ["ConformanceHandler"]
 class ConformanceHandler(TaskHandler):
     """Task names: ``add`` ({a, b} -> a + b), ``boom`` (raises, never retried), ``flaky``
     (fails its first attempt, then returns "ok"), ``sleep`` ({seconds} -> the task id,
-    logged to the ledger); anything else is discarded as unknown. Data that is not JSON
-    fails the task (no retry), as a real handler's decoding error would.
+    logged to the ledger), ``headers`` ({fail_first} -> the headers ``current_task()`` shows,
+    after a failed first attempt when ``fail_first``); anything else is discarded as unknown.
+    Data that is not JSON fails the task (no retry), as a real handler's decoding error
+    would.
 
     :param ledger_path: where ``sleep`` tasks log ``start``/``end`` lines, if anywhere.
     """
@@ -61,9 +63,14 @@ class ConformanceHandler(TaskHandler):
             if ledger is not None:
                 ledger.write("end", task.id, os.getpid())
             return task.id
+        if task.name == "headers":
+            if self.decode_data(task)["fail_first"] and task.retry_count == 0:
+                raise RuntimeError("first attempt fails")
+            context = current_task()
+            return None if context is None else dict(context.task.headers)
         raise DiscardTask(f"unknown task {task.group}/{task.name}")
 
     def get_retry_interval(self, task: Task, exception: Exception) -> float | None:
-        if task.name == "flaky" and task.retry_count == 0:
+        if task.name in ("flaky", "headers") and task.retry_count == 0:
             return 0.0
         return None
