@@ -47,6 +47,7 @@ TEST_DEPS = [
     "psycopg[binary]>=3.1",
     "pymysql>=1.1",
     "pyyaml>=6",  # docs/tests parses the YAML blocks of the docs
+    "mypy>=1.10",  # test_functions runs mypy to prove function tasks are typed
     "sentry-sdk>=2.0",  # taskkit-core[sentry]: the Sentry plugin's tests
     "prometheus_client>=0.20",  # taskkit-core[prometheus]: the metrics exporter's tests
     *["opentelemetry-api>=1.20", "opentelemetry-sdk>=1.20"],  # taskkit-core[otel]'s tests
