@@ -113,6 +113,7 @@ def test_every_option_and_command_has_help(capsys: pytest.CaptureFixture[str]) -
     commands = subparsers.choices  # type: ignore[attr-defined]
     assert set(commands) == {
         "worker",
+        "inspect",
         "stats",
         "dead-letters",
         "requeue",

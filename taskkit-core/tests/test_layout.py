@@ -23,6 +23,9 @@ COVERED_BY = {
     "_unknown": "test_worker_unknown",
     "_router": "test_functions",  # function tasks first, then the handler
     "_result": "test_kit",  # Result: the kit's handle on an outcome
+    # MemoryBackend's fleet figures: the kit's FleetStatsTests (taskkit-testing) check the
+    # figures; test_fleet the registry under a worker.
+    "_memory_stats": "test_fleet",
     "impl.redis": "test_impl_forwarders",
     "impl.django": "test_impl_forwarders",
     "contrib": "test_impl_forwarders",  # a docstring-only package of 0.2 import paths

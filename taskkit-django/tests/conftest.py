@@ -194,9 +194,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def clean_alias(alias: str) -> None:
     """Empty the taskkit tables of ``alias``."""
-    from taskkit_django.models import ControlRecord, ScheduleMark, TaskRecord
+    from taskkit_django.models import (
+        ControlRecord,
+        FinishedCount,
+        ScheduleMark,
+        TaskRecord,
+        WorkerRecord,
+    )
 
-    for model in (TaskRecord, ScheduleMark, ControlRecord):
+    for model in (TaskRecord, ScheduleMark, ControlRecord, FinishedCount, WorkerRecord):
         model.objects.using(alias).all().delete()
 
 

@@ -154,7 +154,10 @@ def test_installed_apps_entries_migrate_and_reverse(tmp_path: Path, app: str) ->
     assert lines[0] == app
     assert lines[1] == "queued"
     assert lines[2] == "[]"
-    assert lines[3] == "['taskkit_control', 'taskkit_schedule_mark', 'taskkit_task']"
+    assert lines[3] == (
+        "['taskkit_control', 'taskkit_finished_count', 'taskkit_schedule_mark', 'taskkit_task', "
+        "'taskkit_worker']"
+    )
 
 
 def test_the_headers_migration_keeps_the_tasks_of_an_older_database(tmp_path: Path) -> None:

@@ -108,11 +108,12 @@ def _imports(module: str) -> set[str]:
 #: ``backend`` loads the flavours, the flavours stand on ``_orm``, everything on ``_rows``.
 LAYERS = {
     "_rows": {"models"},
-    "_orm": {"_rows", "_db", "_listen", "_standalone", "_aio"},
+    "_orm": {"_rows", "_db", "_listen", "_standalone", "_aio", "_stats"},
     "_sqlite": {"_orm", "_rows", "_db"},
-    "_postgres": {"_orm", "_rows", "_db", "_listen", "_aio"},
+    "_postgres": {"_orm", "_rows", "_db", "_listen", "_aio", "_stats"},
     "_aio": {"_aio_listen"},
     "_aio_listen": {"_listen"},
+    "_stats": {"_rows", "_db"},  # the fleet figures, mixed into _orm's class
     "backend": {"_orm", "_sqlite", "_postgres"},
 }
 

@@ -160,6 +160,14 @@ class ForgetsHeadersOnRetry(MemoryBackend):
 #: Each broken backend: the topic class that must catch it, and the guarantee its failure
 #: message must name.
 #: An optional fourth item narrows the run (``-k``) where the bug makes every test wait.
+class CountsScheduledAsDue(MemoryBackend):
+    """Counts every queued task as due in ``group_stats``, as a plain count of the queue would."""
+
+    def group_stats(self, group: str) -> Any:
+        stats = super().group_stats(group)
+        return replace(stats, queued=stats.waiting, scheduled=0)
+
+
 class AsyncWaitsHoldAThread(MemoryBackend):
     """Waits for a result from a coroutine by blocking a thread for the whole wait."""
 
@@ -212,6 +220,13 @@ BROKEN: dict[str, tuple[Any, ...]] = {
         ReleaseForgetsTheToken,
         "FencingTests",
         "a stale fencing token was accepted by fail() after release()",
+    ),
+    "counts-scheduled-as-due": (
+        CountsScheduledAsDue,
+        "FleetStatsTests",
+        "group_stats must count the due queued tasks, the ones due later",
+        "-k",
+        "group_stats or scheduled_task",
     ),
     "forgets-headers-on-retry": (
         ForgetsHeadersOnRetry,

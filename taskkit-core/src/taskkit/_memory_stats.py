@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ._stats import (
     MAX_FINISHED_WINDOW,
@@ -23,12 +23,18 @@ from ._stats import (
     checked_registration,
     checked_window,
 )
-from ._task import TaskState
-
-if TYPE_CHECKING:
-    from .memory import _Record
+from ._task import Task, TaskState
 
 __all__ = ["MemoryStatsMixin"]
+
+
+class _Record(Protocol):
+    """What the figures read of ``MemoryBackend``'s records (``taskkit.memory`` imports this
+    module, so the record class is described here instead of imported)."""
+
+    task: Task
+    state: TaskState
+    finished: float | None
 
 
 class _Figures:
@@ -47,7 +53,7 @@ class MemoryStatsMixin:
 
     if TYPE_CHECKING:  # provided by MemoryBackend
         _lock: threading.RLock
-        _records: dict[str, _Record]
+        _records: Mapping[str, _Record]
 
         def now(self) -> float: ...
 

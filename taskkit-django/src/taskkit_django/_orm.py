@@ -72,6 +72,7 @@ from ._rows import (
     outcome_from_row,
     task_from_values,
 )
+from ._stats import DjangoStatsMixin
 
 __all__ = ["DjangoBackend"]
 
@@ -85,7 +86,7 @@ _SWEEP_EVERY = 60.0
 _FLAVOURS: dict[str, type[DjangoBackend]] = {}
 
 
-class DjangoBackend(AsyncDjangoMixin, Backend):
+class DjangoBackend(DjangoStatsMixin, AsyncDjangoMixin, Backend):
     """Tasks in the tables of the ``taskkit`` app, on the database alias ``using``.
 
     :param using: the ``DATABASES`` alias.
@@ -417,6 +418,7 @@ class DjangoBackend(AsyncDjangoMixin, Backend):
         dead: list[Outcome] = []
         if dead_ids:
             base.filter(id__in=dead_ids).update(**self._finished(DEAD, error="worker lost"))
+            self._count_finished(dead_ids)
             dead = [outcome_from_row(r) for r in self._tasks().filter(id__in=dead_ids)]
             self._notify_outcomes(dead_ids)
             self._trim_dead_letters()
@@ -534,11 +536,16 @@ class DjangoBackend(AsyncDjangoMixin, Backend):
             applied = [False] * len(writes)
             if not changes:
                 return applied
+            finished: list[str] = []  # by this attempt (a replayed one counted as it committed)
             with _db.write_transaction(self.using):
                 for change in changes:
-                    applied[change.index] = self._apply_outcome(change) or (
+                    changed = self._apply_outcome(change)
+                    if changed and change.due is None:
+                        finished.append(change.claim.task.id)
+                    applied[change.index] = changed or (
                         replaying and self._replayed(change.claim, change.state)
                     )
+                self._count_finished(finished)
                 done = [c for c in changes if applied[c.index]]
                 self._notify_work(c.claim.task.group for c in done if c.due is not None)
                 self._notify_outcomes(c.claim.task.id for c in done if c.due is None)
@@ -607,6 +614,7 @@ class DjangoBackend(AsyncDjangoMixin, Backend):
                 row = self._tasks().filter(self._live(), id=task_id)
                 cancelled = self._finished(TaskState.CANCELLED.value, error=reason)
                 if row.filter(state=QUEUED).update(**cancelled):
+                    self._count_finished([task_id])
                     self._notify_outcomes([task_id])
                     return CancelResult.CANCELLED
                 if row.filter(state=RUNNING).update(cancel_requested=True):

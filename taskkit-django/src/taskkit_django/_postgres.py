@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from django.db import connections
 from taskkit import Claim, ClaimBatch, Outcome, OutcomeWrite, Task, TaskState
-from taskkit.backend import Backend, earliest, outcome_changes
+from taskkit.backend import FINISHED_BUCKET, Backend, earliest, outcome_changes
 
 from . import _db, _listen
 from ._aio import AsyncPostgresMixin
@@ -31,6 +31,7 @@ from ._rows import (
     outcome_from_row,
     task_from_values,
 )
+from ._stats import finished_shard
 
 __all__ = ["PostgresBackend"]
 
@@ -79,7 +80,9 @@ LEFT JOIN claimed AS c ON true
 #: the clock and the expiry; a retry or defer (``due`` set) queues the task again, a retry
 #: counting itself and starting a fresh attempt, a defer handing back this claim's delivery.
 #: The rows it changed come back with their notifications (the task's waiters for a finish,
-#: the group's claimers for a requeue), sent at commit like every other.
+#: the group's claimers for a requeue), sent at commit like every other. The same statement
+#: counts the finishes (``finished_counts``): one upsert per (group, state) of the batch into
+#: this process's shard of the current bucket, so a count commits with its outcome.
 _OUTCOMES_SQL = """
 WITH input AS (
     SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[],
@@ -99,7 +102,12 @@ WITH input AS (
         worker_id = NULL, lease_expires = NULL
     FROM input AS i
     WHERE t.id = i.id AND t.token = i.token AND t.state = %(running)s
-    RETURNING t.id, t.token, t."group", i.due IS NULL AS finished
+    RETURNING t.id, t.token, t."group", i.due IS NULL AS finished, t.state, t.finished AS at
+), counted AS (
+    INSERT INTO taskkit_finished_count AS c ("group", bucket, outcome, shard, n)
+    SELECT d."group", floor(d.at / %(bucket)s), d.state, %(shard)s, count(*)
+    FROM done AS d WHERE d.finished GROUP BY 1, 2, 3
+    ON CONFLICT ("group", bucket, outcome, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 )
 SELECT id, token,
     pg_notify(%(channel)s, CASE WHEN finished THEN %(outcome)s || id ELSE %(work)s || "group" END)
@@ -209,6 +217,8 @@ class PostgresBackend(AsyncPostgresMixin, DjangoBackend):
             "channel": CHANNEL,
             "outcome": OUTCOME_PREFIX,
             "work": WORK_PREFIX,
+            "bucket": FINISHED_BUCKET,
+            "shard": finished_shard(),
         }
         if self.clock is None:
             now = _db.now_sql(self.using)

@@ -2,7 +2,8 @@
 
 Nothing a form could change is editable: tasks change state only through the backend's
 primitives (so leases and fencing stay intact). The actions go through the backend too:
-re-queue dead letters, cancel queued tasks.
+re-queue dead letters, cancel queued tasks. Above the task list, each group's figures
+(``GroupFiguresMixin``); the live workers have a read-only list of their own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from ._admin_stats import GroupFiguresMixin
 from .models import ControlRecord, ScheduleMark, State, TaskRecord
 
 #: The most characters of data, result or error the admin shows.
@@ -47,7 +49,7 @@ def _backend(request: HttpRequest, queryset: QuerySet[Any]) -> Any:
 
 
 @admin.register(TaskRecord)
-class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TaskRecordAdmin(GroupFiguresMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "id",
         "group",

@@ -12,6 +12,10 @@ import json
 
 from django.db import models
 
+# The fleet figures' tables live beside the code that uses them; Django finds them here.
+from ._fleet_models import FinishedCount as FinishedCount
+from ._fleet_models import WorkerRecord as WorkerRecord
+
 #: Longest group or task name (the core validates the same limit).
 NAME_LENGTH = 128
 #: Longest task id: random ids are 32 hex digits, scheduler ids a bit longer.

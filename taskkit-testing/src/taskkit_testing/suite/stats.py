@@ -146,14 +146,27 @@ class FleetStatsTests(KitTestBase):
     def test_group_stats_follow_retries_and_requeues(
         self, backend: Backend, tasks: TaskMaker, timing: Timing
     ) -> None:
-        task = tasks.one()
-        backend.put([task])
+        retried, dead = tasks.one(), tasks.one()
+        backend.put([retried])
         claim = claim_one(backend, tasks.group, "w1", timing.long_lease, 3)
         backend.retry(claim, timing.now() + timing.long_lease, "later")
+        backend.put([dead])
+        backend.bury(claim_one(backend, tasks.group, "w1", timing.long_lease, 3), "poison")
         stats = backend.group_stats(tasks.group)
-        assert (stats.queued, stats.scheduled, stats.running) == (0, 1, 0), violated(
-            "a task retried for later must count as scheduled, no longer running",
-            got=(stats.queued, stats.scheduled, stats.running),
+        got = (stats.queued, stats.scheduled, stats.running, stats.dead_letters)
+        assert got == (0, 1, 0, 1), violated(
+            "a task retried for later must count as scheduled (no longer running), a buried "
+            "one as a dead letter",
+            got=got,
+        )
+        assert backend.requeue_dead_letter(dead.id), violated(
+            "requeue_dead_letter must requeue a dead letter"
+        )
+        stats = backend.group_stats(tasks.group)
+        got = (stats.queued, stats.scheduled, stats.dead_letters)
+        assert got == (1, 1, 0), violated(
+            "a requeued dead letter must count as queued and no longer as a dead letter",
+            got=got,
         )
 
     @_REQUIRES
