@@ -163,10 +163,10 @@ class FleetStatsTests(KitTestBase):
             "requeue_dead_letter must requeue a dead letter"
         )
         stats = backend.group_stats(tasks.group)
-        got = (stats.queued, stats.scheduled, stats.dead_letters)
-        assert got == (1, 1, 0), violated(
+        after = (stats.queued, stats.scheduled, stats.dead_letters)
+        assert after == (1, 1, 0), violated(
             "a requeued dead letter must count as queued and no longer as a dead letter",
-            got=got,
+            got=after,
         )
 
     @_REQUIRES
