@@ -11,19 +11,18 @@ its configuration. Waits are multiplexed: see :mod:`taskkit_redis._aio_listener`
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 import redis.exceptions
 from taskkit import Outcome, Task
 from taskkit.aiotools import PerLoop
-from taskkit.errors import BackendUnavailable
 
 from ._aio_listener import OutcomeListener
 from ._codec import decode_fields, outcome_from_fields, task_args
 from ._config import RedisConfig
+from ._errors import text, translate_errors_async
 from ._scripts import Scripts
 
 if TYPE_CHECKING:
@@ -45,34 +44,7 @@ MAX_IN_FLIGHT = 32
 #: workers of a taskkit-redis release before 1.0 finish tasks without publishing.
 RECHECK_INTERVAL = 30.0
 
-# The same errors the blocking primitives translate (redis.asyncio raises redis.exceptions).
-_UNAVAILABLE = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-)
-
 _per_loop_lock = threading.Lock()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _translate_errors(
-    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
-    """Connection trouble surfaces as :class:`BackendUnavailable`, as in the blocking twins."""
-
-    @functools.wraps(method)
-    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(f"Redis ({self.config.describe()}): {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _LoopClients:
@@ -136,7 +108,7 @@ class AsyncRedisMixin:
 
     # ------------------------------------------------------------------ producers
 
-    @_translate_errors
+    @translate_errors_async
     async def aput(self, tasks: Sequence[Task]) -> list[bool]:
         if not tasks:
             return []
@@ -161,7 +133,7 @@ class AsyncRedisMixin:
             args: list[Any] = []
             for i in indexes:
                 args.extend(task_args(tasks[i]))
-            answers = _text(await self._group_call(clients.scripts.put, group, *args))
+            answers = text(await self._group_call(clients.scripts.put, group, *args))
             for i, answer in zip(indexes, answers):
                 stored[i] = answer == "1"
             self._remember_group([tasks[i].id for i in indexes], group)
@@ -183,7 +155,7 @@ class AsyncRedisMixin:
 
     # ------------------------------------------------------------------ results
 
-    @_translate_errors
+    @translate_errors_async
     async def aget_outcome(self, task_id: str) -> Outcome | None:
         return await self._aread_outcome(self._loop_clients(), task_id)
 
@@ -214,11 +186,11 @@ class AsyncRedisMixin:
         raw = await clients.client.get(self.keys.index(task_id))
         if raw is None:
             return None
-        group = _text(raw)
+        group = text(raw)
         self._remember_group([task_id], group)
         return group
 
-    @_translate_errors
+    @translate_errors_async
     async def await_outcome(self, task_id: str, timeout: float) -> Outcome | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)

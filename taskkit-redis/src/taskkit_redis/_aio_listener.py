@@ -36,6 +36,7 @@ import redis.exceptions
 from taskkit.aiotools import Waiters, Watch, stop_tasks
 
 from ._config import RedisConfig
+from ._errors import text
 
 __all__ = ["OutcomeListener"]
 
@@ -48,10 +49,6 @@ _RECONNECT_DELAY = 0.05
 _RECONNECT_CAP = 1.0
 
 _PONG = (b"pong", "")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _is_redirect(exc: Exception) -> bool:
@@ -251,16 +248,16 @@ class _Shard:
             return
         kind = reply[0] if isinstance(reply[0], bytes) else str(reply[0]).encode()
         if kind == b"smessage":
-            self._listener.notified(_text(reply[1]))
+            self._listener.notified(text(reply[1]))
         elif kind == b"pong":
             self._answered(_PONG)
         elif kind == b"ssubscribe":
-            channel = _text(reply[1])
+            channel = text(reply[1])
             self._answered((kind, channel))
             if channel in self._sent:
                 self._listener.confirmed(self, channel)
         elif kind == b"sunsubscribe":
-            channel = _text(reply[1])
+            channel = text(reply[1])
             if not self._answered((kind, channel)):
                 # Not the answer to ours: the server ended it (the slot moved).
                 self._sent.discard(channel)

@@ -19,13 +19,14 @@ whose own shorter ``ttl`` expired its record counts until a listing or a bury dr
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskkit import FinishedCounts, GroupStats, WorkerInfo
 from taskkit.backend import checked_heartbeat, checked_registration, checked_window
+
+from ._errors import text, translate_errors
 
 if TYPE_CHECKING:
     from ._config import RedisConfig
@@ -34,31 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisStatsMixin"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _translated(method: F) -> F:
-    """The backend's translation of connection errors into ``BackendUnavailable``, looked up
-    at the first call (``taskkit_redis.backend`` imports this module)."""
-    cache: list[Callable[..., Any]] = []
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not cache:
-            from .backend import _translate_errors  # noqa: PLC0415 - a cycle at import time
-
-            cache.append(_translate_errors(method))
-        return cache[0](self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _worker_from(worker_id: str, expires: bytes, flat: list[bytes]) -> WorkerInfo:
-    fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    fields = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
     threads = json.loads(fields.get("threads", "{}"))
     return WorkerInfo(
         id=worker_id,
@@ -85,11 +65,11 @@ class RedisStatsMixin:
 
         def _group_call(self, script: Any, group: str, *args: Any) -> Any: ...
 
-    @_translated
+    @translate_errors
     def list_groups(self) -> list[str]:
-        return sorted(_text(g) for g in self._client.smembers(self.keys.groups))
+        return sorted(text(g) for g in self._client.smembers(self.keys.groups))
 
-    @_translated
+    @translate_errors
     def group_stats(self, group: str) -> GroupStats:
         now, due, queued, running, dead, oldest = self._group_call(
             self._scripts.group_stats, group, repr(float(self.config.dead_letter_max_age))
@@ -99,17 +79,17 @@ class RedisStatsMixin:
         age = now - float(oldest) if oldest else None
         return GroupStats(group, due, int(queued) - due, int(running), int(dead), age, now)
 
-    @_translated
+    @translate_errors
     def finished_counts(self, group: str, window: float = 300.0) -> FinishedCounts:
         window = checked_window(window)
         now, since, flat = self._group_call(self._scripts.finished_counts, group, repr(window))
-        counts = {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        counts = {text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
         return FinishedCounts.of(group, float(since), float(now), counts)
 
     def _registry_keys(self, worker_id: str) -> list[str]:
         return [self.keys.workers, self.keys.worker_info(worker_id)]
 
-    @_translated
+    @translate_errors
     def register_worker(
         self,
         worker_id: str,
@@ -130,7 +110,7 @@ class RedisStatsMixin:
             ],
         )
 
-    @_translated
+    @translate_errors
     def heartbeat_worker(self, worker_id: str, tasks_held: int, expires_after: float) -> bool:
         after = checked_heartbeat(worker_id, tasks_held, expires_after)
         renewed = self._scripts.worker_heartbeat(
@@ -138,14 +118,14 @@ class RedisStatsMixin:
         )
         return bool(int(renewed))
 
-    @_translated
+    @translate_errors
     def deregister_worker(self, worker_id: str) -> None:
         self._scripts.worker_deregister(keys=self._registry_keys(worker_id), args=[worker_id])
 
-    @_translated
+    @translate_errors
     def list_workers(self) -> list[WorkerInfo]:
         _, live = self._scripts.worker_list(
             keys=[self.keys.workers], args=[self.keys.worker_info_prefix]
         )
-        workers = [_worker_from(_text(raw_id), expires, flat) for raw_id, expires, flat in live]
+        workers = [_worker_from(text(raw_id), expires, flat) for raw_id, expires, flat in live]
         return sorted(workers, key=lambda w: (w.started, w.id))

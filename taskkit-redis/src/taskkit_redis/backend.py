@@ -12,17 +12,15 @@ never lose or duplicate a task.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
-import redis.exceptions
 from taskkit import (
     Backend,
     CancelResult,
@@ -38,7 +36,6 @@ from taskkit import (
     TaskState,
 )
 from taskkit.backend import OutcomeChange, outcome_changes
-from taskkit.errors import BackendUnavailable
 
 from ._aio import AsyncRedisMixin
 from ._codec import (
@@ -50,6 +47,7 @@ from ._codec import (
     task_args,
 )
 from ._config import RedisConfig, config_from_client, config_from_url
+from ._errors import text, translate_errors
 from ._keys import KeyLayout
 from ._scripts import Scripts
 from ._stats import RedisStatsMixin
@@ -59,7 +57,6 @@ __all__ = ["RedisBackend"]
 
 log = logging.getLogger("taskkit.redis")
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: Control events kept (older ones are trimmed by the publishing script).
 CONTROL_EVENTS_KEPT = 100
@@ -71,13 +68,6 @@ _GROUP_CACHE_SIZE = 10_000
 #: Redis times blocked commands out on its server cron (every 100 ms at the default hz 10),
 #: so a blocking call asks for this much less than the time left and never overruns it.
 _SERVER_TIMER_SLACK = 0.1
-
-_UNAVAILABLE = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-)
 
 #: The script's name for the state each requeueing action leaves a task in.
 _REQUEUED_AS = {"retry": "queued", "defer": "deferred"}
@@ -93,23 +83,6 @@ def _finish_args(change: OutcomeChange) -> tuple[str, str, bytes | str]:
 
 
 _LEASE_STATUS = {0: LeaseStatus.LOST, 1: LeaseStatus.OK, 2: LeaseStatus.CANCEL_REQUESTED}
-
-
-def _translate_errors(method: F) -> F:
-    """Connection trouble surfaces as :class:`BackendUnavailable` (a ``ConnectionError``)."""
-
-    @functools.wraps(method)
-    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise BackendUnavailable(f"Redis ({self.config.describe()}): {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
@@ -209,7 +182,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
         raw = self._client.get(self.keys.index(task_id))
         if raw is None:
             return None
-        group = _text(raw)
+        group = text(raw)
         self._remember_group([task_id], group)
         return group
 
@@ -264,14 +237,14 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
 
     # ------------------------------------------------------------------ clock
 
-    @_translate_errors
+    @translate_errors
     def now(self) -> float:
         seconds, micros = self._client.time()
         return int(seconds) + int(micros) / 1_000_000
 
     # ------------------------------------------------------------------ producers
 
-    @_translate_errors
+    @translate_errors
     def put(self, tasks: Sequence[Task]) -> list[bool]:
         if not tasks:
             return []
@@ -288,7 +261,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             args: list[Any] = []
             for i in indexes:
                 args.extend(task_args(tasks[i]))
-            answers = _text(self._group_call(self._scripts.put, group, *args))
+            answers = text(self._group_call(self._scripts.put, group, *args))
             for i, answer in zip(indexes, answers):
                 stored[i] = answer == "1"
             self._remember_group([tasks[i].id for i in indexes], group)
@@ -308,7 +281,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             for group, indexes in by_group.items()
         }
 
-    @_translate_errors
+    @translate_errors
     def put_scheduled(self, task: Task, scheduler: str, key: str, point: float) -> bool:
         group = task.group
         field = self.keys.mark_field(scheduler, key)
@@ -317,7 +290,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
         if self._cluster:
             index = self.keys.index(task.id)
             previous = self._client.set(index, group, nx=True, get=True)
-            if previous is not None and _text(previous) != group:
+            if previous is not None and text(previous) != group:
                 return False
             created_index = previous is None
         mirror = "" if self._cluster else self.keys.marks_mirror
@@ -336,14 +309,14 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             self._remember_group([task.id], group)
         return bool(fired)
 
-    @_translate_errors
+    @translate_errors
     def get_schedule_mark(self, scheduler: str, key: str) -> float | None:
         raw = self._client.hget(self.keys.marks_mirror, self.keys.mark_field(scheduler, key))
         return None if raw is None else float(raw)
 
     # ------------------------------------------------------------------ workers
 
-    @_translate_errors
+    @translate_errors
     def claim(
         self,
         group: str,
@@ -370,7 +343,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             except MalformedRecord as exc:
                 self._fail_malformed(group, task_id, fields, exc)
         dead = [
-            outcome_from_fields(group, _text(raw_id), decode_fields(flat), strict=False)
+            outcome_from_fields(group, text(raw_id), decode_fields(flat), strict=False)
             for raw_id, flat in buried
         ]
         self._expire_index(
@@ -397,7 +370,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             f"malformed record: {exc}",
         )
 
-    @_translate_errors
+    @translate_errors
     def renew(self, claims: Sequence[Claim], lease_seconds: float) -> list[LeaseStatus]:
         statuses = [LeaseStatus.LOST] * len(claims)
         for group, indexes in self._by_group(claims).items():
@@ -414,7 +387,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             self._note_worker(worker_id, groups)
         return statuses
 
-    @_translate_errors
+    @translate_errors
     def record_outcomes(self, writes: Sequence[OutcomeWrite]) -> list[bool]:
         # One finish script call per group (a worker's batch is almost always one group).
         applied = [False] * len(writes)
@@ -427,7 +400,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             args: list[Any] = list(self._dead_letter_args())
             for change in changes:
                 args += [change.claim.task.id, change.claim.token, *_finish_args(change)]
-            answers = _text(self._group_call(self._scripts.finish, group, *args))
+            answers = text(self._group_call(self._scripts.finish, group, *args))
             for change, answer in zip(changes, answers):
                 applied[change.index] = answer == "1"
                 if applied[change.index] and change.due is None:
@@ -437,17 +410,17 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
         self._expire_index(expiring)
         return applied
 
-    @_translate_errors
+    @translate_errors
     def release_worker(self, worker_id: str) -> int:
         # The worker's group index is kept (it expires on its own): the same worker id may
         # be released again later.
         groups = self._client.smembers(self.keys.worker_groups(worker_id))
         return sum(
-            int(self._group_call(self._scripts.release_worker, _text(g), worker_id))
+            int(self._group_call(self._scripts.release_worker, text(g), worker_id))
             for g in sorted(groups)
         )
 
-    @_translate_errors
+    @translate_errors
     def wait_for_work(self, group: str, timeout: float) -> None:
         if timeout <= 0:
             return
@@ -459,7 +432,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
 
     # ------------------------------------------------------------------ results
 
-    @_translate_errors
+    @translate_errors
     def get_outcome(self, task_id: str) -> Outcome | None:
         return self._read_outcome(task_id)
 
@@ -477,7 +450,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
             self._forget_group(task_id)
         return None
 
-    @_translate_errors
+    @translate_errors
     def wait_for_outcome(self, task_id: str, timeout: float) -> Outcome | None:
         deadline = time.monotonic() + max(0.0, timeout)
         outcome = self._read_outcome(task_id)
@@ -529,23 +502,23 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
 
     # ------------------------------------------------------------------ control
 
-    @_translate_errors
+    @translate_errors
     def cancel(self, task_id: str, reason: str = "cancelled") -> CancelResult:
         group = self._group_of(task_id)
         if group is None:
             return CancelResult.NOT_FOUND
         answer, ttl_ms = self._group_call(self._scripts.cancel, group, task_id, reason)
-        if _text(answer) == "not_found" and self._group_of(task_id, cached=False) not in (
+        if text(answer) == "not_found" and self._group_of(task_id, cached=False) not in (
             None,
             group,
         ):
             return self.cancel(task_id, reason)  # the cached group was stale
-        result = CancelResult(_text(answer))
+        result = CancelResult(text(answer))
         if result is CancelResult.CANCELLED:
             self._expire_index([(task_id, int(ttl_ms) / 1000)])
         return result
 
-    @_translate_errors
+    @translate_errors
     def publish_control(self, kind: ControlKind, groups: Sequence[str] | None) -> ControlEvent:
         chosen = None if groups is None else tuple(groups)
         seq, created = self._scripts.publish_control(
@@ -554,15 +527,15 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
         )
         return ControlEvent(int(seq), kind, chosen, float(created))
 
-    @_translate_errors
+    @translate_errors
     def read_control(self, after_seq: int) -> list[ControlEvent]:
         epoch, raw_events = self._scripts.read_control(
             keys=[self.keys.control, self.keys.epoch], args=[int(after_seq), uuid.uuid4().hex]
         )
-        self._check_epoch(_text(epoch))
+        self._check_epoch(text(epoch))
         events = []
         for raw in raw_events:
-            seq, created, kind, groups = _text(raw).split("|", 3)
+            seq, created, kind, groups = text(raw).split("|", 3)
             chosen = json.loads(groups)
             events.append(
                 ControlEvent(
@@ -588,24 +561,24 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
 
     # ------------------------------------------------------------------ dead letters
 
-    @_translate_errors
+    @translate_errors
     def list_dead_letters(self, group: str | None = None, limit: int = 100) -> list[Outcome]:
         if limit <= 0:
             return []
         if group is None:
-            groups = sorted(_text(g) for g in self._client.smembers(self.keys.groups))
+            groups = sorted(text(g) for g in self._client.smembers(self.keys.groups))
         else:
             groups = [group]
         found: list[Outcome] = []
         for g in groups:
             for raw_id, flat in self._group_call(self._scripts.dead_letters, g, int(limit)):
                 found.append(
-                    outcome_from_fields(g, _text(raw_id), decode_fields(flat), strict=False)
+                    outcome_from_fields(g, text(raw_id), decode_fields(flat), strict=False)
                 )
         found.sort(key=lambda o: o.finished or 0.0, reverse=True)
         return found[:limit]
 
-    @_translate_errors
+    @translate_errors
     def requeue_dead_letter(self, task_id: str) -> bool:
         for cached in (True, False):
             group = self._group_of(task_id, cached=cached)
@@ -619,7 +592,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
 
     # ------------------------------------------------------------------ maintenance
 
-    @_translate_errors
+    @translate_errors
     def stats(self, group: str) -> QueueStats:
         queued, running, _ = self._group_call(self._scripts.group_info, group)
         return QueueStats(queued=int(queued), running=int(running))
@@ -628,7 +601,7 @@ class RedisBackend(RedisStatsMixin, AsyncRedisMixin, Backend):
         # Finished records carry native TTLs (task.ttl); nothing to sweep.
         return 0
 
-    @_translate_errors
+    @translate_errors
     def check(self) -> list[str]:
         from ._checks import server_warnings  # noqa: PLC0415
 
