@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from ._health import BackendHealth, is_unavailable
+from ._health import BackendHealth, is_unavailable, one_line
 from .backend import Backend
 
 __all__ = ["MISSED_HEARTBEATS", "FleetMembership"]
@@ -94,9 +94,12 @@ class FleetMembership:
             if is_unavailable(exc):
                 self._health.failed(f"worker {self._worker_id}: {what}", exc)
             elif not self._complained:
-                # A bug, not an outage: say it once and keep the worker running.
+                # Not a recognised outage (a dropped connection the driver words otherwise,
+                # or a bug): say it once, in one line, and keep the worker running; the
+                # registry is best effort (an entry ages out) and tracebacks go to DEBUG.
                 self._complained = True
-                log.warning("worker %s: %s failed", self._worker_id, what, exc_info=True)
+                log.warning("worker %s: %s failed: %s", self._worker_id, what, one_line(exc))
+                log.debug("worker %s: %s failed", self._worker_id, what, exc_info=True)
             else:
                 log.debug("worker %s: %s failed", self._worker_id, what, exc_info=True)
             return False, None
